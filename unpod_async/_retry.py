@@ -1,0 +1,187 @@
+"""Retry policy: what is retried, how long to wait, and when to give up.
+
+The only module that imports tenacity; nothing of tenacity leaks out of it. A caller sees the
+last attempt's own typed error, never a ``RetryError``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import tenacity
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    BusinessLogicError,
+    DeadlineExceededError,
+    RateLimitError,
+    ResponseDecodeError,
+    ResponseTooLargeError,
+    ServerError,
+)
+
+T = TypeVar("T")
+
+logger = logging.getLogger("unpod_async")
+
+# 206 messages that mean "this will never work": everything else with 206 is transient.
+_PERMANENT_206 = (
+    "invalid space token",
+    "you don't have access",
+    "you do not have access",
+    "access denied",
+    "permission",
+    "not found",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 5
+    retry_delay: float = 0.5
+    max_retry_delay: float = 8.0
+    max_retry_after: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        for name in ("retry_delay", "max_retry_delay", "max_retry_after"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def is_permanent_206(message: str | None) -> bool:
+    text = (message or "").strip().lower()
+    return any(marker in text for marker in _PERMANENT_206)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date).
+
+    Garbage, ``nan``, ``inf`` and negative values mean "not said" (``None``); a date in the
+    past means 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+        return max(0.0, seconds)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
+    """Whether one failed attempt is worth another."""
+    if isinstance(exc, DeadlineExceededError):
+        return False
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
+    if isinstance(exc, BusinessLogicError):
+        return exc.transient
+    if isinstance(exc, ServerError):
+        return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
+    if isinstance(exc, APIStatusError):
+        return False
+    if isinstance(exc, ResponseTooLargeError):
+        return False
+    return isinstance(exc, APIConnectionError | ResponseDecodeError)
+
+
+def retry_delay(policy: RetryPolicy, retry_number: int, exc: BaseException | None) -> float:
+    """Exponential backoff with jitter, raised to what a ``Retry-After`` asked for."""
+    base = min(policy.max_retry_delay, policy.retry_delay * 2.0 ** min(retry_number - 1, 60))
+    delay = base * (0.5 + random.random() / 2)  # "equal jitter": never less than half
+    asked: float | None = getattr(exc, "retry_after", None)
+    if asked is not None:
+        delay = max(delay, min(asked, policy.max_retry_after))
+    return delay
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, APIStatusError):
+        return f"HTTP {exc.status_code} {exc.message}"
+    return f"{type(exc).__name__}: {exc.message if hasattr(exc, 'message') else exc}"
+
+
+async def call_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    page: int | None,
+    clock: Callable[[], float],
+    deadline: float | None = None,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds, fails for good, or runs out of retries or time.
+
+    ``on_retry(error, wait)`` is called before each wait (statistics, the shared 429 pause).
+    """
+    out_of_time = False
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        nonlocal out_of_time
+        if state.attempt_number > policy.max_retries:
+            return True
+        if deadline is not None and clock() + state.upcoming_sleep >= deadline:
+            out_of_time = True
+            return True
+        return False
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return retry_delay(policy, state.attempt_number, exc)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        assert exc is not None
+        wait_s = state.upcoming_sleep
+        logger.info(
+            "retrying page %s (attempt %d of %d) after %s; waiting %.2fs",
+            page,
+            state.attempt_number + 1,
+            policy.max_retries + 1,
+            describe(exc),
+            wait_s,
+        )
+        if on_retry is not None:
+            on_retry(exc, wait_s)
+
+    def give_up(state: tenacity.RetryCallState) -> T:
+        assert state.outcome is not None
+        exc = state.outcome.exception()
+        if out_of_time and exc is not None:
+            raise DeadlineExceededError(
+                f"deadline reached while retrying after {describe(exc)}", page=page
+            )
+        result: T = state.outcome.result()  # re-raises the last attempt's own error
+        return result
+
+    retryer = tenacity.AsyncRetrying(
+        stop=stop,
+        wait=wait,
+        retry=tenacity.retry_if_exception(lambda exc: should_retry(exc, policy)),
+        before_sleep=before_sleep,
+        retry_error_callback=give_up,
+    )
+    return await retryer(attempt)
