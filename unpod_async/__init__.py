@@ -24,6 +24,7 @@ from ._errors import (
     ServerError,
     UnpodError,
 )
+from ._export import ExportProgress, ExportStats
 from ._models import (
     Organization,
     PostCallData,
@@ -46,6 +47,8 @@ __all__ = [
     "BusinessLogicError",
     "DeadlineExceededError",
     "ExportError",
+    "ExportProgress",
+    "ExportStats",
     "NotFoundError",
     "Organization",
     "PermissionDeniedError",

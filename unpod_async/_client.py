@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import aiohttp
 import msgspec
@@ -37,9 +37,10 @@ from ._errors import (
     UnpodError,
     status_error_class,
 )
+from ._export import ExportStats, Format, ProgressCallback, export_tasks
 from ._limits import Gate
 from ._models import Organization, Space, Task, TasksPage
-from ._pagination import Page, PullStats, pull
+from ._pagination import Page, PullStats, ResumePoint, SeenKeys, pull
 from ._retry import RetryPolicy, call_with_retries, is_permanent_206, parse_retry_after
 from ._version import __version__
 
@@ -557,6 +558,44 @@ class UnpodClient:
         )
         return [task async for task in tasks]
 
+    async def export_tasks(
+        self,
+        space_token: str,
+        path: str | os.PathLike[str] | IO[bytes],
+        *,
+        format: Format = "jsonl",
+        page_size: int = 100,
+        resume: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+        status: Status | None = None,
+        call_type: Literal["inbound", "outbound"] | None = None,
+        created_after: Timestamp | None = None,
+        created_before: Timestamp | None = None,
+        search: str | None = None,
+    ) -> ExportStats:
+        """Pull a whole space into a file: ``jsonl`` (lossless), ``csv`` or ``parquet``.
+
+        The file appears at ``path`` only when complete (written beside it, then renamed);
+        ``path="-"`` or a binary stream streams instead. ``resume=True`` keeps a checkpoint so
+        that a rerun after an interruption fetches only the missing pages. ``progress`` is
+        called with an :class:`ExportProgress` after every page.
+
+        >>> stats = await client.export_tasks("SPACE_TOKEN", "tasks.jsonl")
+        >>> stats.tasks, stats.seconds
+        """
+        return await export_tasks(
+            self,
+            space_token,
+            path,
+            format=format,
+            page_size=page_size,
+            resume=resume,
+            progress=progress,
+            deadline=deadline,
+            filters=_filter_query(status, call_type, created_after, created_before, search),
+        )
+
     def _pull(
         self,
         space_token: str,
@@ -568,6 +607,8 @@ class UnpodClient:
         stats: PullStats,
         filters: str = "",
         max_passes: int = 4,
+        seen: SeenKeys | None = None,
+        resume: ResumePoint | None = None,
     ) -> AsyncGenerator[tuple[Page[P], list[int] | None], None]:
         """Validate now (before any request), then pull lazily: the pages of a whole space."""
         path = _space_path(space_token)
@@ -603,6 +644,8 @@ class UnpodClient:
                         window=2 * self.concurrency,
                         stats=stats,
                         max_passes=max_passes,
+                        seen=seen,
+                        resume=resume,
                     )
                 ) as pages:
                     async for item in pages:

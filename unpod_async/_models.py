@@ -141,7 +141,7 @@ class Organization(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 # --- private views and decoders, each built once --------------------------------------------
 
 
-class _TaskKey(msgspec.Struct, gc=False):
+class TaskKey(msgspec.Struct, gc=False):
     """Only the two fields dedupe needs: decoding a page into these skips everything else."""
 
     task_id: str | None = None
@@ -159,7 +159,7 @@ class RawPage(msgspec.Struct, gc=False):
 
 class KeysPage(msgspec.Struct, gc=False):
     count: int = 0
-    data: list[_TaskKey] = []
+    data: list[TaskKey] = []
 
 
 T = TypeVar("T")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -51,6 +50,7 @@ class Page(Generic[P]):
     count: int
     keys: Sequence[str | None]
     payload: P = field(repr=False)
+    pass_no: int = 1
 
     @property
     def size(self) -> int:
@@ -58,6 +58,17 @@ class Page(Generic[P]):
 
 
 Fetch = Callable[[int, int], Awaitable[Page[P]]]
+
+
+@dataclass(slots=True)
+class ResumePoint:
+    """Where an interrupted pull stopped: pages before ``next_page`` of pass 1 are done."""
+
+    next_page: int
+    size: int
+    count: int
+    dirty: bool = False  # the interrupted pass had already seen drift
+    pass_complete: bool = False
 
 
 class SeenKeys:
@@ -108,22 +119,31 @@ class SeenKeys:
         return fresh
 
 
-async def one_pass(fetch: Fetch[P], page_size: int, window: int) -> AsyncGenerator[Page[P], None]:
+async def one_pass(
+    fetch: Fetch[P], page_size: int, window: int, start: ResumePoint | None = None
+) -> AsyncGenerator[Page[P], None]:
     """The pages of one pass, in order, with up to ``window`` pages in flight ahead."""
-    first = await fetch(1, page_size)
-    yield first
-    size = page_size
-    if first.size < page_size:
-        if first.size == 0 or first.count <= first.size:
-            return
-        # Fewer than asked while more exist: the server caps the page size. Plan with its size.
-        size = first.size
-        logger.info("server served %d tasks per page (asked for %d)", size, page_size)
-    limit = max(1, math.ceil(first.count / size))
-    if limit == 1:
-        limit = sys.maxsize  # page 1 is full yet count says it is all: count may be understated
+    if start is None:
+        first = await fetch(1, page_size)
+        yield first
+        size, count, next_fetch = page_size, first.count, 2
+        if first.size < page_size:
+            if first.size == 0 or first.count <= first.size:
+                return
+            # Fewer than asked while more exist: the server caps the page size; plan with its.
+            size = first.size
+            logger.info("server served %d tasks per page (asked for %d)", size, page_size)
+    else:
+        size, count, next_fetch = start.size, start.count, start.next_page
+    # Pages past the planned last one are probed, not flooded: one page, then a widening
+    # run while they keep coming back full (an understated count), so an exact count costs
+    # a single extra request to confirm the end.
+    limit = max(1, math.ceil(count / size))
+    probe = 1
+    if limit < next_fetch:
+        limit = next_fetch
     inflight: dict[int, asyncio.Future[Page[P]]] = {}
-    next_fetch = next_yield = 2
+    next_yield = next_fetch
     try:
         while True:
             while len(inflight) < window and next_fetch <= limit:
@@ -136,10 +156,10 @@ async def one_pass(fetch: Fetch[P], page_size: int, window: int) -> AsyncGenerat
             yield page
             if page.size < size:
                 return
-            if next_yield >= limit:
-                # The last planned page was full: count was understated, keep going.
-                limit = sys.maxsize
             next_yield += 1
+            if next_yield > limit:
+                limit = next_yield + probe - 1
+                probe = min(2 * probe, window)
     finally:
         for fut in inflight.values():
             fut.cancel()
@@ -154,20 +174,30 @@ async def pull(
     window: int,
     stats: PullStats,
     max_passes: int = 4,
+    seen: SeenKeys | None = None,
+    resume: ResumePoint | None = None,
 ) -> AsyncGenerator[tuple[Page[P], list[int] | None], None]:
     """Every page of a whole-space pull with the indexes of its tasks not yielded before.
 
     The second item is None when every task of the page is new (the common case), so the
-    caller can pass a whole page on without looking at each task.
+    caller can pass a whole page on without looking at each task. ``resume`` (with the
+    ``seen`` keys of what was already written) continues an interrupted pull.
     """
-    seen = SeenKeys()
-    for pass_no in range(1, max_passes + 1):
+    seen = SeenKeys() if seen is None else seen
+    first_pass = 2 if resume is not None and resume.pass_complete else 1
+    start = resume if resume is not None and not resume.pass_complete else None
+    if resume is not None:
+        stats.expected = resume.count
+        stats.planned_pages = max(1, math.ceil(resume.count / max(1, resume.size)))
+    for pass_no in range(first_pass, max(max_passes, first_pass) + 1):
         stats.passes = pass_no
-        count: int | None = None
-        changed = False
+        count: int | None = start.count if start is not None else None
+        changed = start is not None and start.dirty
         new = dups = 0
-        async with aclosing(one_pass(fetch, page_size, window)) as pages:
+        async with aclosing(one_pass(fetch, page_size, window, start)) as pages:
+            start = None
             async for page in pages:
+                page.pass_no = pass_no
                 if count is None:
                     count = page.count
                     if pass_no == 1:

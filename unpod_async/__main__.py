@@ -1,0 +1,8 @@
+"""``python -m unpod_async``: the ``unpod-async`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
