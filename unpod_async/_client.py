@@ -329,8 +329,8 @@ class UnpodClient:
         loop = asyncio.get_running_loop()
 
         async def attempt() -> T:
-            ticket = await self._gate.acquire()
-            overloaded = ok = False
+            await self._gate.acquire()
+            status = 0
             try:
                 timeout = self.timeout
                 if deadline is not None:
@@ -338,12 +338,9 @@ class UnpodClient:
                     if timeout <= 0:
                         raise DeadlineExceededError("deadline reached", url=url, page=page)
                 status, headers, body = await self._send(session, url, page, timeout)
-                overloaded = status in (429, 503)
-                result = self._interpret(url, page, status, headers, body, decode)
-                ok = True
-                return result
             finally:
-                self._gate.release(ticket=ticket, overloaded=overloaded, ok=ok)
+                self._gate.release(overloaded=status in (429, 503), answered=status != 0)
+            return self._interpret(url, page, status, headers, body, decode)
 
         def on_retry(exc: BaseException, wait: float) -> None:
             if stats is not None:

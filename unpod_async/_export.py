@@ -444,6 +444,8 @@ class _Target:
     def __init__(self, dest: str | os.PathLike[str] | IO[bytes], *, resume: bool) -> None:
         self.stream: IO[bytes] | None = None
         self.path: Path | None = None
+        self.partial = Path()
+        self.checkpoint: Path | None = None
         if dest == "-":
             self.stream = sys.stdout.buffer
         elif isinstance(dest, str | os.PathLike):
@@ -462,10 +464,9 @@ class _Target:
             stem = f".{self.path.name}"
             if resume:
                 self.partial = self.path.with_name(f"{stem}.unpod-partial")
-                self.checkpoint: Path | None = self.path.with_name(f"{stem}.unpod-resume")
+                self.checkpoint = self.path.with_name(f"{stem}.unpod-resume")
             else:
                 self.partial = self.path.with_name(f"{stem}.{uuid.uuid4().hex[:12]}.unpod-tmp")
-                self.checkpoint = None
 
 
 def _identity(space_token: str, fmt: str, page_size: int, filters: str) -> str:
@@ -569,6 +570,7 @@ async def export_tasks(
             raise ExportError(f"cannot create {target.partial}: {exc.strerror}") from None
         out.seek(state.offset if point is not None else 0)
     ok = False
+    pages_written = 0
     try:
         writer: _Writer
         if raw:
@@ -580,6 +582,7 @@ async def export_tasks(
         try:
             async for page, fresh in pages:
                 writer.write(page, fresh)
+                pages_written += 1
                 if target.checkpoint is not None:
                     out.flush()
                     _advance(state, page, fresh, page_size)
@@ -587,7 +590,7 @@ async def export_tasks(
                     state.tasks = stats.tasks
                     _write_checkpoint(target.checkpoint, state)
                 if progress is not None:
-                    done = stats.pages + resumed_pages
+                    done = pages_written + resumed_pages
                     progress(
                         ExportProgress(
                             pages_done=done,

@@ -3,8 +3,11 @@
 Three things decide when a request may go out:
 
 * a bound on requests in flight, shared across concurrent calls (a FastAPI app sharing one
-  client never exceeds it), which adapts: it halves when the server says it is overloaded
-  (429, 503) and creeps back up by one per window of successes (AIMD), never above the bound;
+  client never exceeds it), which adapts (AIMD): it halves when the server says it is
+  overloaded (429, 503) and creeps back up by one per clean window of ``limit`` answers,
+  never above the bound. "Overloaded" means a quarter of a window's answers were 429/503 (one
+  answer when the bound is below 8): a server over its capacity fails many requests at once,
+  while a stray 503 among hundreds of successes is noise that must not throttle a pull;
 * a shared pause: a 429 holds every request of the client, not just the one that got it;
 * an optional even request rate (``max_requests_per_minute``): requests are spaced, not burst.
 """
@@ -34,15 +37,15 @@ class Gate:
         self._next_send = 0.0
         self._paused_until = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._epoch = 0  # bumped at each decrease: one overload burst halves the bound once
-        self._successes = 0
+        self._answers = 0  # answers in the current window of `limit` answers
+        self._overloads = 0  # of which 429/503
         self._clock = clock
 
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
-    async def acquire(self) -> int:
-        """Wait for a slot, the end of any pause, and the next rate-limit tick; returns a ticket."""
+    async def acquire(self) -> None:
+        """Wait for a slot, the end of any pause, and the next rate-limit tick."""
         if self.in_flight >= self.limit or self._waiters:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(fut)
@@ -62,9 +65,8 @@ class Gate:
         try:
             await self._hold()
         except BaseException:
-            self.release(ticket=self._epoch, overloaded=False, ok=False)
+            self.release(overloaded=False, answered=False)
             raise
-        return self._epoch
 
     async def _hold(self) -> None:
         while True:
@@ -79,18 +81,20 @@ class Gate:
                     await asyncio.sleep(send_at - now)
             return
 
-    def release(self, *, ticket: int, overloaded: bool, ok: bool) -> None:
+    def release(self, *, overloaded: bool, answered: bool) -> None:
+        """Give the slot back; ``answered`` if the server answered, ``overloaded`` if 429/503."""
         self.in_flight -= 1
-        if self._adaptive:
-            if overloaded and ticket == self._epoch:
-                self.limit = max(1, self.limit // 2)
-                self._epoch += 1
-                self._successes = 0
-            elif ok and self.limit < self.max_limit:
-                self._successes += 1
-                if self._successes >= self.limit:
+        if self._adaptive and answered:
+            self._answers += 1
+            if overloaded:
+                self._overloads += 1
+                if self._overloads >= max(1, self.limit // 4):
+                    self.limit = max(1, self.limit // 2)
+                    self._answers = self._overloads = 0
+            elif self._answers >= self.limit:
+                if self._overloads == 0 and self.limit < self.max_limit:
                     self.limit += 1
-                    self._successes = 0
+                self._answers = self._overloads = 0
         self._wake()
 
     def _wake(self) -> None:

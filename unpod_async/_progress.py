@@ -9,12 +9,13 @@ rich is imported only when a bar is actually drawn, so ``import unpod_async`` ne
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
-__all__ = ["ProgressDisplay", "Snapshot", "format_duration", "open_display"]
+__all__ = ["ProgressDisplay", "Snapshot", "describe", "format_duration", "open_display"]
 
 
 class Snapshot(Protocol):
@@ -56,6 +57,24 @@ def _eta(snap: Snapshot) -> float:
     return max(0.0, left / rate)
 
 
+def _fraction(snap: Snapshot) -> float:
+    """How far along: by tasks when the server said how many, else by pages."""
+    if snap.expected > 0:
+        return min(1.0, snap.tasks_written / snap.expected)
+    planned = max(snap.pages_planned, snap.pages_done)
+    return min(1.0, snap.pages_done / planned) if planned else 0.0
+
+
+def describe(snap: Snapshot) -> str:
+    """``48/200 pages, 3,400/20,000 tasks, 8,328 tasks/s, ETA 0:02, 1 retry``."""
+    planned = max(snap.pages_planned, snap.pages_done)
+    retries = f"{snap.retries} {'retry' if snap.retries == 1 else 'retries'}"
+    return (
+        f"{snap.pages_done}/{planned} pages, {snap.tasks_written:,}/{snap.expected:,} tasks, "
+        f"{_rate(snap):,.0f} tasks/s, ETA {format_duration(_eta(snap))}, {retries}"
+    )
+
+
 class ProgressDisplay:
     """Base display: a context manager whose ``update`` is the export's ``progress`` callback.
 
@@ -85,7 +104,7 @@ class PlainDisplay(ProgressDisplay):
 
     def __init__(self, stream: TextIO, label: str, *, hz: float = 10.0) -> None:
         self._stream = stream
-        self._label = label
+        self._label = f"{label}: " if label else ""
         self._interval = 1.0 / hz
         self._last_draw = -math.inf
         self._width = 0
@@ -99,13 +118,9 @@ class PlainDisplay(ProgressDisplay):
             self._draw(snap)
 
     def _draw(self, snap: Snapshot) -> None:
-        planned = max(snap.pages_planned, snap.pages_done)
-        percent = 100.0 * snap.pages_done / planned if planned else 0.0
-        line = (
-            f"{self._label}: {percent:3.0f}% {snap.pages_done}/{planned} pages, "
-            f"{snap.tasks_written}/{snap.expected} tasks, {_rate(snap):,.0f} tasks/s, "
-            f"ETA {format_duration(_eta(snap))}, {snap.retries} retries"
-        )
+        line = f"{self._label}{100 * _fraction(snap):3.0f}% {describe(snap)}"
+        # A line longer than the terminal wraps, and "\r" would then redraw only its tail.
+        line = line[: max(20, shutil.get_terminal_size().columns - 1)]
         pad = " " * max(0, self._width - len(line))
         self._width = len(line)
         try:
@@ -131,47 +146,22 @@ class RichDisplay(ProgressDisplay):
 
     def __init__(self, stream: TextIO, label: str) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("pages"),
-            TextColumn("{task.fields[tasks]} tasks"),
-            TextColumn("{task.fields[rate]} tasks/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA {task.fields[eta]}"),
-            TextColumn("{task.fields[retries]} retries"),
-            console=Console(file=stream),
-            transient=False,
-        )
-        self._task = self._progress.add_task(
-            label, total=None, tasks="0", rate="0", eta="--:--", retries=0
-        )
+        columns: list[Any] = [SpinnerColumn()]
+        if label:
+            columns.append(TextColumn("[bold]{task.description}"))
+        columns += [
+            BarColumn(bar_width=20),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[info]}"),
+        ]
+        self._progress = Progress(*columns, console=Console(file=stream), transient=False)
+        self._task = self._progress.add_task(label, total=None, info="")
         self._progress.start()
 
     def update(self, snap: Snapshot) -> None:
-        fields: dict[str, Any] = {
-            "tasks": f"{snap.tasks_written:,}/{snap.expected:,}",
-            "rate": f"{_rate(snap):,.0f}",
-            "eta": format_duration(_eta(snap)),
-            "retries": snap.retries,
-        }
-        self._progress.update(
-            self._task,
-            completed=snap.pages_done,
-            total=max(snap.pages_planned, snap.pages_done) or None,
-            **fields,
-        )
+        self._progress.update(self._task, completed=_fraction(snap), total=1.0, info=describe(snap))
 
     def close(self) -> None:
         self._progress.stop()
@@ -186,7 +176,7 @@ def _rich_available() -> bool:
 
 
 def open_display(
-    label: str = "exporting",
+    label: str = "",
     *,
     stream: TextIO | None = None,
     interactive: bool | None = None,
@@ -195,8 +185,9 @@ def open_display(
     """The display that fits ``stream`` (stderr by default).
 
     ``interactive`` defaults to ``stream.isatty()``; ``use_rich`` to whether rich imports.
+    ``label`` prefixes the line (none by default: the figures need the width).
 
-    >>> with open_display("exporting") as display:
+    >>> with open_display() as display:
     ...     stats = await client.export_tasks(space, "out.jsonl", progress=display.update)
     """
     stream = stream if stream is not None else sys.stderr
