@@ -1,0 +1,726 @@
+"""An aiohttp.web simulator of the Unpod platform API, with scriptable faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import inspect
+import random
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from ._data import TaskRecord, make_record, render_task
+
+__all__ = ["FAULT_KINDS", "Fault", "RequestRecord", "Simulator", "serve"]
+
+API_PREFIX: Final = "/api/v2/platform/"
+
+#: Every fault kind understood by :class:`Fault` (and usable in ``fault_kinds``).
+FAULT_KINDS: Final = frozenset(
+    {
+        "status",
+        "206",
+        "429",
+        "reset",
+        "reset_mid_body",
+        "truncated",
+        "malformed",
+        "html200",
+        "stall",
+        "slow_body",
+        "empty",
+    }
+)
+
+# Faults answered without computing the page.
+_IMMEDIATE: Final = frozenset({"status", "206", "429", "reset", "malformed", "html200", "empty"})
+
+# aiohttp transparently retries an idempotent request once when the connection drops before
+# the response; a "reset" fault also resets that retry if it comes within this many seconds.
+_ECHO_WINDOW: Final = 2.0
+
+_JSON: Final = "application/json"
+_HTML: Final = "text/html"
+_MALFORMED_BODY: Final = b'{"count": 3, "data": [ {"_id": '
+_HTML200_BODY: Final = (
+    b"<!DOCTYPE html>\n<html><head><title>Unpod</title></head>"
+    b"<body><h1>Welcome to Unpod</h1><p>Please sign in to continue.</p></body></html>\n"
+)
+_TASKS_OK_HEAD: Final = (
+    b'{"count":%d,"status_code":200,"message":"Tasks Fetched Successfully","data":['
+)
+_TASKS_OK_TAIL: Final = b"]}"
+_SPACE_CREATED: Final = "2025-06-01T12:00:00Z"
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted fault for ``GET .../spaces/{space_token}/tasks/`` requests.
+
+    Faults in :attr:`Simulator.faults` are checked in list order; the first whose ``page``
+    matches (``None`` matches any request) is applied and its ``times`` decremented (it is
+    replaced by a copy with ``times - 1``, or removed from the list once used up).
+
+    Kinds:
+
+    - ``status``: HTTP ``status`` (503) with a small HTML page (``text/html``).
+    - ``206``: 206 "Tasks Fetch Failed" with ``data.errors``/``errors`` = "database timeout";
+      another ``message`` (e.g. "Invalid Space Token") gives ``data: {}`` instead.
+    - ``429``: 429 ``{"message": "Request was throttled.", ...}`` + ``Retry-After`` header.
+    - ``reset``: connection reset (RST) without a response (see
+      :attr:`Simulator.reset_includes_auto_retry`).
+    - ``reset_mid_body``: headers with the full Content-Length, half the body, then close.
+    - ``truncated``: 200 with the first half of the page; Content-Length matches the half.
+    - ``malformed``: 200 ``application/json`` with invalid JSON.
+    - ``html200``: 200 with an HTML page (``text/html``).
+    - ``stall``: sleep ``delay`` seconds, then answer normally.
+    - ``slow_body``: headers at once, then the body one byte every ``delay`` seconds.
+    - ``empty``: 200 with an empty body.
+    """
+
+    kind: str
+    page: int | None = None
+    times: int = 1
+    status: int = 503
+    retry_after: str | None = "0.05"
+    message: str | None = None
+    delay: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(
+                f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}"
+            )
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request received by the simulator.
+
+    ``status`` is the HTTP status sent (0 when the connection was reset without a response);
+    ``page`` is the parsed ``page`` of a tasks-list request (``None`` elsewhere or if invalid);
+    ``fault`` is the kind of the fault applied, if any. ``headers`` keep the case as sent.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int = 0
+    page: int | None = None
+    fault: str | None = None
+
+
+_RESET: Final = Fault("reset")
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC during bulk generation: the new objects hold no cycles, and full
+    collections over a growing heap otherwise cost ~40% of the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Aborted(web.Response):
+    """Returned after the transport was torn down: aiohttp's attempt to send it fails quietly."""
+
+
+class _BadRequest(Exception):
+    """A query parameter the backend cannot handle (answered with 206 "Tasks Fetch Failed")."""
+
+
+_FilterKey = tuple[frozenset[str] | None, str | None, float | None, float | None, str | None]
+_NO_FILTER: Final[_FilterKey] = (None, None, None, None, None)
+
+
+class Simulator:
+    """In-process fake of the Unpod platform API (tasks, spaces, organizations).
+
+    Task content is a pure function of ``(seed, serial)``; JSON bytes are rendered on first
+    use and cached (call :meth:`warm` to render everything up front, e.g. before a benchmark).
+
+    Faults (see :class:`Fault`) apply to authenticated tasks-list requests for the right space
+    token: scripted :attr:`faults` first, then ``fault_rate`` (seeded RNG) picking from
+    ``fault_kinds``, where a numeric kind such as ``"503"`` means kind ``"status"`` with that
+    status.
+
+    aiohttp silently retries a GET once when the connection drops before any response. So that
+    a ``"reset"`` fault is seen by the client code, it also resets that immediate retry (same
+    path and query, within 2 s). Set :attr:`reset_includes_auto_retry` to False to reset only
+    the one attempt (e.g. for clients that do not auto-retry).
+
+    :attr:`on_request` (sync or async) is called as ``hook(page, sim)`` for each valid
+    tasks-list request that is about to be answered with a page (not for faults answered
+    without a page), before the tasks are filtered and sliced.
+    """
+
+    def __init__(
+        self,
+        tasks: int = 1000,
+        *,
+        seed: int = 0,
+        space_token: str = "space-demo",  # noqa: S107
+        token: str = "test-token",  # noqa: S107
+        org_handle: str = "demo-org",
+        latency: float = 0.0,
+        page_size_cap: int | None = None,
+        default_page_size: int = 50,
+        fault_rate: float = 0.0,
+        fault_kinds: Iterable[str] = ("503", "206", "429", "reset"),
+        retry_after: str | None = "0.05",
+        strip_ids: bool = False,
+        count_offset: int = 0,
+        reset_includes_auto_retry: bool = True,
+    ) -> None:
+        if tasks < 0:
+            raise ValueError("tasks must be >= 0")
+        self.seed = seed
+        self.space_token = space_token
+        self.token = token
+        self.org_handle = org_handle
+        self.latency = latency
+        self.page_size_cap = page_size_cap
+        self.default_page_size = default_page_size
+        self.fault_rate = fault_rate
+        self.fault_kinds: tuple[str, ...] = tuple(fault_kinds)
+        for kind in self.fault_kinds:
+            _random_fault(kind, retry_after)  # validate early
+        self.retry_after = retry_after
+        self.count_offset = count_offset
+        self.faults: list[Fault] = []
+        self.on_request: Callable[[int, Simulator], Awaitable[None] | None] | None = None
+        self.requests: list[RequestRecord] = []
+
+        self._strip_ids = strip_ids
+        self._next_serial = tasks
+        # Server order: newest (highest serial) first.
+        with _gc_paused():
+            self._tasks = [make_record(seed, s) for s in range(tasks - 1, -1, -1)]
+        self._fault_rng = random.Random(seed)
+        self.reset_includes_auto_retry = reset_includes_auto_retry
+        self._reset_echo: dict[str, float] = {}
+        self._filter_cache: dict[_FilterKey, list[TaskRecord]] = {}
+        self._app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+        self._host = "127.0.0.1"
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def strip_ids(self) -> bool:
+        """Whether ``_id`` is omitted from tasks (settable; cached bytes are re-rendered)."""
+        return self._strip_ids
+
+    @strip_ids.setter
+    def strip_ids(self, value: bool) -> None:
+        if value != self._strip_ids:
+            self._strip_ids = value
+            for rec in self._tasks:
+                rec.raw = None
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def _changed(self) -> None:
+        self._filter_cache.clear()
+
+    def insert(self, n: int) -> list[str]:
+        """Add ``n`` new tasks at the front (newest first); return their task_ids in that order."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        first = self._next_serial
+        self._next_serial += n
+        with _gc_paused():
+            new = [make_record(self.seed, s) for s in range(first + n - 1, first - 1, -1)]
+        self._tasks[0:0] = new
+        self._changed()
+        return [rec.task_id for rec in new]
+
+    def delete(self, n: int, *, at: int = 0) -> list[str]:
+        """Remove ``n`` tasks starting at index ``at`` of the current order; return their ids."""
+        if n < 0 or at < 0:
+            raise ValueError("n and at must be >= 0")
+        removed = self._tasks[at : at + n]
+        del self._tasks[at : at + n]
+        self._changed()
+        return [rec.task_id for rec in removed]
+
+    def delete_ids(self, task_ids: Iterable[str]) -> None:
+        """Remove the tasks with these task_ids (unknown ids are ignored)."""
+        doomed = set(task_ids)
+        self._tasks = [rec for rec in self._tasks if rec.task_id not in doomed]
+        self._changed()
+
+    def task_ids(self) -> list[str]:
+        """Current task_ids in server order (newest first)."""
+        return [rec.task_id for rec in self._tasks]
+
+    def tasks_json(self) -> list[bytes]:
+        """Each current task's exact JSON bytes, in server order."""
+        render = self._render
+        with _gc_paused():
+            return [rec.raw if rec.raw is not None else render(rec) for rec in self._tasks]
+
+    def warm(self) -> None:
+        """Render and cache every task's JSON now (otherwise done on first request)."""
+        self.tasks_json()
+
+    def _render(self, rec: TaskRecord) -> bytes:
+        raw = render_task(self.seed, rec.serial, strip_ids=self._strip_ids)
+        rec.raw = raw
+        return raw
+
+    # --------------------------------------------------------------- serving
+
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp application (one catch-all route)."""
+        if self._app is None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            self._app = app
+        return self._app
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("simulator is not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running simulator (no trailing slash)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
+        """Serve on ``host:port`` (port 0 picks a free port)."""
+        if self._runner is not None:
+            raise RuntimeError("simulator is already started")
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=0.25,
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._host = host
+        self._port = int(runner.addresses[0][1])
+        return self
+
+    async def close(self) -> None:
+        """Stop serving (idempotent). In-flight handlers are cancelled after 0.25 s."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self._port = None
+            self._app = None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Simulator:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -------------------------------------------------------------- handlers
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        record = RequestRecord(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+        )
+        self.requests.append(record)
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        resp = await self._dispatch(request, record)
+        if not isinstance(resp, _Aborted) and not record.status:
+            record.status = resp.status
+        return resp
+
+    async def _dispatch(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith(API_PREFIX):
+            return _json(404, {"message": "Not found."})
+        parts = path[len(API_PREFIX) :].split("/")
+        route: str | None = None
+        space = ""
+        if parts == ["organizations", ""]:
+            route = "organizations"
+        elif parts == ["spaces", ""]:
+            route = "spaces"
+        elif len(parts) == 4 and parts[0] == "spaces" and parts[1] and parts[2:] == ["tasks", ""]:
+            route = "tasks"
+            space = parts[1]
+        if route is None:
+            return _json(404, {"message": "Not found."})
+        if request.method != "GET":
+            return _json(
+                405, {"message": f'Method "{request.method}" not allowed.', "status_code": 405}
+            )
+        denied = self._check_auth(request)
+        if denied is not None:
+            return denied
+        if route == "organizations":
+            return self._organizations()
+        if route == "spaces":
+            return self._spaces(request)
+        return await self._tasks_list(request, record, space)
+
+    def _check_auth(self, request: web.Request) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "token":
+            message = "Authentication credentials were not provided."
+        elif not credentials.strip():
+            message = "Invalid token header. No credentials provided."
+        elif credentials.strip() != self.token:
+            message = "Invalid token."
+        else:
+            return None
+        return _json(
+            401, {"message": message, "status_code": 401}, headers={"WWW-Authenticate": "Token"}
+        )
+
+    def _organizations(self) -> web.Response:
+        org = {
+            "name": "Demo Org",
+            "token": "org-token-1",
+            "domain": "demo.example",
+            "domain_handle": self.org_handle,
+            "privacy_type": "private",
+        }
+        return _json(
+            200,
+            {
+                "count": 1,
+                "status_code": 200,
+                "message": "Organizations Fetched Successfully",
+                "data": [org],
+            },
+        )
+
+    def _spaces(self, request: web.Request) -> web.Response:
+        handle = request.headers.get("Org-Handle")
+        if not handle:
+            return _json(400, {"message": "Org-Handle header is required", "status_code": 400})
+        if handle != self.org_handle:
+            return _json(404, {"message": "Organization not found"})
+        space = {
+            "name": "Demo space",
+            "token": self.space_token,
+            "slug": "demo-space",
+            "space_type": "general",
+            "privacy_type": "private",
+            "created": _SPACE_CREATED,
+        }
+        return _json(
+            200,
+            {
+                "count": 1,
+                "status_code": 200,
+                "message": "Spaces Fetched Successfully",
+                "data": [space],
+            },
+        )
+
+    async def _tasks_list(
+        self, request: web.Request, record: RequestRecord, space: str
+    ) -> web.StreamResponse:
+        query = record.query
+        if space != self.space_token:
+            return _json(206, {"status_code": 206, "message": "Invalid Space Token", "data": {}})
+        page = _parse_int(query.get("page", "1"))
+        record.page = page
+        if "space_id" in query:
+            return _json(400, {"message": "space_id must not be sent", "status_code": 400})
+
+        if self._reset_echo:
+            deadline = self._reset_echo.pop(request.path_qs, None)
+            if deadline is not None and asyncio.get_running_loop().time() <= deadline:
+                # aiohttp's own immediate retry of a reset GET: reset it too, so that the
+                # client code sees the connection error.
+                record.fault = "reset"
+                return self._immediate_fault(request, record, _RESET)
+
+        fault = self._take_fault(page)
+        if fault is not None:
+            record.fault = fault.kind
+            if fault.kind in _IMMEDIATE:
+                if fault.kind == "reset" and self.reset_includes_auto_retry:
+                    now = asyncio.get_running_loop().time()
+                    echoes = self._reset_echo
+                    if len(echoes) > 64:  # forget echoes nobody came back for
+                        for stale in [k for k, v in echoes.items() if v < now]:
+                            del echoes[stale]
+                    echoes[request.path_qs] = now + _ECHO_WINDOW
+                return self._immediate_fault(request, record, fault)
+            if fault.kind == "stall":
+                await asyncio.sleep(fault.delay)
+
+        try:
+            if page is None or page <= 0:
+                raise _BadRequest("Invalid page.")
+            size_text = query.get("page_size")
+            size = self.default_page_size if size_text is None else _parse_int(size_text)
+            if size is None or size < 0:
+                raise _BadRequest("Invalid page size.")
+            cap = self.page_size_cap
+            if cap is not None and (size == 0 or size > cap):
+                size = cap
+            key = _filter_key(query)
+        except _BadRequest as exc:
+            return _fetch_failed(str(exc))
+
+        hook = self.on_request
+        if hook is not None:
+            result = hook(page, self)
+            if inspect.isawaitable(result):
+                await result
+
+        selected = self._select(key)
+        count = len(selected) + self.count_offset
+        if size == 0:
+            chunk = selected
+        else:
+            start = (page - 1) * size
+            chunk = selected[start : start + size]
+        render = self._render
+        body = b"".join(
+            (
+                _TASKS_OK_HEAD % count,
+                b",".join([rec.raw if rec.raw is not None else render(rec) for rec in chunk]),
+                _TASKS_OK_TAIL,
+            )
+        )
+        if fault is not None:
+            if fault.kind == "truncated":
+                return web.Response(status=200, body=body[: len(body) // 2], content_type=_JSON)
+            if fault.kind == "reset_mid_body":
+                return await _reset_mid_body(request, record, body)
+            if fault.kind == "slow_body":
+                return await _slow_body(request, record, body, fault.delay)
+        return web.Response(status=200, body=body, content_type=_JSON)
+
+    def _take_fault(self, page: int | None) -> Fault | None:
+        for index, fault in enumerate(self.faults):
+            if fault.times <= 0 or (fault.page is not None and fault.page != page):
+                continue
+            if fault.times == 1:
+                del self.faults[index]
+            else:
+                self.faults[index] = replace(fault, times=fault.times - 1)
+            return fault
+        if self.fault_rate > 0 and self.fault_kinds and self._fault_rng.random() < self.fault_rate:
+            kind = self.fault_kinds[int(self._fault_rng.random() * len(self.fault_kinds))]
+            return _random_fault(kind, self.retry_after)
+        return None
+
+    def _immediate_fault(
+        self, request: web.Request, record: RequestRecord, fault: Fault
+    ) -> web.Response:
+        kind = fault.kind
+        if kind == "status":
+            try:
+                phrase = HTTPStatus(fault.status).phrase
+            except ValueError:
+                phrase = "Error"
+            html = f"<html><body><h1>{fault.status} {phrase}</h1></body></html>"
+            return web.Response(status=fault.status, text=html, content_type=_HTML)
+        if kind == "206":
+            message = fault.message
+            if message is None or message == "Tasks Fetch Failed":
+                return _fetch_failed("database timeout")
+            return _json(206, {"status_code": 206, "message": message, "data": {}})
+        if kind == "429":
+            headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+            return _json(
+                429, {"message": "Request was throttled.", "status_code": 429}, headers=headers
+            )
+        if kind == "malformed":
+            return web.Response(status=200, body=_MALFORMED_BODY, content_type=_JSON)
+        if kind == "html200":
+            return web.Response(status=200, body=_HTML200_BODY, content_type=_HTML)
+        if kind == "empty":
+            return web.Response(status=200, body=b"", content_type=_JSON)
+        # "reset": tear the connection down (RST) without sending anything.
+        _abort(request)
+        record.status = 0
+        return _Aborted()
+
+    def _select(self, key: _FilterKey) -> list[TaskRecord]:
+        statuses, call_type, from_ts, to_ts, search = key
+        if key == _NO_FILTER:
+            return self._tasks
+        cached = self._filter_cache.get(key)
+        if cached is not None:
+            return cached
+        out = self._tasks
+        if statuses is not None:
+            out = [rec for rec in out if rec.status in statuses]
+        if call_type is not None:
+            out = [rec for rec in out if rec.call_type == call_type]
+        if from_ts is not None:
+            low = from_ts
+            out = [rec for rec in out if rec.created >= low]
+        if to_ts is not None:
+            high = to_ts
+            out = [rec for rec in out if rec.created <= high]
+        if search is not None:
+            needle = search
+            out = [rec for rec in out if needle in rec.search_key]
+        if len(self._filter_cache) >= 64:
+            self._filter_cache.clear()
+        self._filter_cache[key] = out
+        return out
+
+
+def _random_fault(kind: str, retry_after: str | None) -> Fault:
+    """A fault for ``fault_rate``; ``"503"``/``"502"``/... are shorthands for kind "status"."""
+    if kind.isdigit() and kind not in FAULT_KINDS:
+        return Fault("status", status=int(kind))
+    return Fault(kind, retry_after=retry_after)
+
+
+def _json(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(status=status, body=_encode(payload), content_type=_JSON, headers=headers)
+
+
+def _fetch_failed(errors: str) -> web.Response:
+    return _json(
+        206,
+        {
+            "status_code": 206,
+            "message": "Tasks Fetch Failed",
+            "data": {"errors": errors},
+            "errors": errors,
+        },
+    )
+
+
+def _parse_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _parse_ts(query: dict[str, str], name: str) -> float | None:
+    text = query.get(name)
+    if text is None or not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise _BadRequest(f"Invalid {name}.") from None
+
+
+def _filter_key(query: dict[str, str]) -> _FilterKey:
+    status = query.get("status")
+    statuses = None
+    if status is not None:
+        wanted = frozenset(s.strip() for s in status.split(",") if s.strip())
+        statuses = wanted or None
+    call_type = query.get("call_type") or None
+    search = query.get("search")
+    needle = search.strip().lower() if search else None
+    return (
+        statuses,
+        call_type,
+        _parse_ts(query, "from_ts"),
+        _parse_ts(query, "to_ts"),
+        needle or None,
+    )
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # SO_LINGER 0: closing sends RST, not FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _reset_mid_body(
+    request: web.Request, record: RequestRecord, body: bytes
+) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200)
+    resp.content_type = _JSON
+    resp.content_length = len(body)
+    record.status = 200
+    try:
+        await resp.prepare(request)
+        await resp.write(body[: len(body) // 2])
+    except ConnectionError:
+        return resp
+    transport = request.transport
+    if transport is not None:
+        transport.close()  # flushes the half body, then FIN
+    return resp
+
+
+async def _slow_body(
+    request: web.Request, record: RequestRecord, body: bytes, delay: float
+) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200)
+    resp.content_type = _JSON
+    resp.content_length = len(body)
+    record.status = 200
+    try:
+        await resp.prepare(request)
+        for i in range(len(body)):
+            await resp.write(body[i : i + 1])
+            await asyncio.sleep(delay)
+        await resp.write_eof()
+    except ConnectionError:
+        pass
+    return resp
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    tasks: int = 1000, *, host: str = "127.0.0.1", port: int = 0, **kwargs: Any
+) -> AsyncIterator[Simulator]:
+    """Build a :class:`Simulator` (``kwargs`` go to its constructor), serve it, close it."""
+    sim = Simulator(tasks, **kwargs)
+    await sim.start(host, port)
+    try:
+        yield sim
+    finally:
+        await sim.close()
