@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
@@ -532,31 +532,21 @@ async def export_tasks(
                 state.tasks,
             )
 
-    pages: AsyncGenerator[tuple[Page[Any], list[int] | None], None]
-    if raw:
-        pages = client._pull(
-            space_token,
-            _decode_raw,
-            _raw_keys,
-            page_size=page_size,
-            deadline=deadline,
-            stats=stats,
-            filters=filters,
-            seen=seen,
-            resume=point,
-        )
-    else:
-        pages = client._pull(
-            space_token,
-            _models.TASKS_PAGE_DECODER.decode,
-            _typed_keys,
-            page_size=page_size,
-            deadline=deadline,
-            stats=stats,
-            filters=filters,
-            seen=seen,
-            resume=point,
-        )
+    decode: Callable[[bytes], Any] = _decode_raw if raw else _models.TASKS_PAGE_DECODER.decode
+    keys_of: Callable[[Any, bytes], tuple[int, Sequence[str | None]]] = (
+        _raw_keys if raw else _typed_keys
+    )
+    pages = client._pull(
+        space_token,
+        decode,
+        keys_of,
+        page_size=page_size,
+        deadline=deadline,
+        stats=stats,
+        filters=filters,
+        seen=seen,
+        resume=point,
+    )
 
     counter: _Counter | None = None
     out: IO[bytes]
