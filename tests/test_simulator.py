@@ -294,7 +294,7 @@ async def test_fault_page_matching_and_times(session: aiohttp.ClientSession) -> 
 
 
 async def test_fault_reset_is_a_connection_error(session: aiohttp.ClientSession) -> None:
-    async with serve(tasks=30) as sim:
+    async with serve(tasks=30, reset_includes_auto_retry=True) as sim:
         url = tasks_url(sim)
         sim.faults.append(Fault("reset", page=1))
         with pytest.raises(aiohttp.ClientConnectionError):

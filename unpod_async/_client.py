@@ -75,6 +75,11 @@ class _Secret:
     def reveal(self) -> str:
         return self._value
 
+    def redact(self, data: bytes) -> bytes:
+        """``data`` with every occurrence of the secret blanked out."""
+        secret = self._value.encode()
+        return data.replace(secret, b"<redacted>") if secret in data else data
+
     def __repr__(self) -> str:
         return "<redacted>"
 
@@ -177,7 +182,7 @@ def _error_message(body: bytes) -> tuple[str | None, Any]:
     """The server's message from any of the error shapes it uses, and the decoded body."""
     try:
         data = _models.ANY_DECODER.decode(body)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, ValueError):
         return None, None
     if not isinstance(data, dict):
         return None, data
@@ -308,6 +313,10 @@ class UnpodClient:
                 timeout=aiohttp.ClientTimeout(total=None),
                 trust_env=False,
             )
+            # aiohttp silently re-sends an idempotent request once when a pooled connection
+            # drops. Our retry policy is the only one: counted, logged, backed off.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     # --- one request ------------------------------------------------------------------------
@@ -355,14 +364,15 @@ class UnpodClient:
     async def _send(
         self, session: aiohttp.ClientSession, url: str, page: int | None, timeout: float
     ) -> tuple[int, Any, bytes]:
-        failure: BaseException | None = None
+        error: UnpodError | None = None
         try:
             return await asyncio.wait_for(self._exchange(session, url), timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            failure = exc
-        # Raised outside the except block: the aiohttp error (and the request headers it
-        # holds) is neither the cause nor the context of what the caller sees.
-        raise _translate(failure, url, page, timeout)
+            error = _translate(exc, url, page, timeout)
+        # Raised outside the except block, with no local left holding it: the aiohttp error
+        # (and the request headers it carries) is neither the cause, the context, nor a
+        # traceback local of what the caller sees.
+        raise error
 
     async def _exchange(self, session: aiohttp.ClientSession, url: str) -> tuple[int, Any, bytes]:
         async with session.get(
@@ -406,7 +416,7 @@ class UnpodClient:
         if 200 <= status < 300 and status != 206:
             try:
                 result = decode(body)
-            except (msgspec.DecodeError, RecursionError) as exc:
+            except (msgspec.DecodeError, RecursionError, ValueError) as exc:
                 problem = self._decode_problem(exc, body, headers)
             else:
                 envelope_status = getattr(result, "status_code", None)
@@ -416,7 +426,8 @@ class UnpodClient:
                 problem = ""
             if problem:
                 raise ResponseDecodeError(problem, url=url, page=page)
-        message, data = _error_message(body)
+        # A server or proxy echoing the token must not put it into an error.
+        message, data = _error_message(self._token.redact(body))
         if 300 <= status < 400:
             location = headers.get("Location")
             host = URL(location).host if location else None
@@ -455,6 +466,8 @@ class UnpodClient:
         kind = headers.get("Content-Type", "no Content-Type")
         if isinstance(exc, msgspec.ValidationError):
             return f"unexpected JSON shape ({kind}): {exc}"
+        if isinstance(exc, UnicodeDecodeError):
+            return f"body is not valid UTF-8 ({kind}, byte {exc.start})"
         return f"body is not valid JSON ({kind}, {len(body)} bytes): {exc}"
 
     # --- endpoints --------------------------------------------------------------------------

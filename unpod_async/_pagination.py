@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from array import array
 from bisect import bisect_left
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -58,6 +57,11 @@ class Page(Generic[P]):
 
 
 Fetch = Callable[[int, int], Awaitable[Page[P]]]
+
+
+def _ceil_div(count: int, size: int) -> int:
+    # Integer arithmetic: a count of 10**400 is absurd but must not raise OverflowError.
+    return -(-count // max(1, size))
 
 
 @dataclass(slots=True)
@@ -138,7 +142,7 @@ async def one_pass(
     # Pages past the planned last one are probed, not flooded: one page, then a widening
     # run while they keep coming back full (an understated count), so an exact count costs
     # a single extra request to confirm the end.
-    limit = max(1, math.ceil(count / size))
+    limit = max(1, _ceil_div(count, size))
     probe = 1
     if limit < next_fetch:
         limit = next_fetch
@@ -188,7 +192,7 @@ async def pull(
     start = resume if resume is not None and not resume.pass_complete else None
     if resume is not None:
         stats.expected = resume.count
-        stats.planned_pages = max(1, math.ceil(resume.count / max(1, resume.size)))
+        stats.planned_pages = max(1, _ceil_div(resume.count, resume.size))
     for pass_no in range(first_pass, max(max_passes, first_pass) + 1):
         stats.passes = pass_no
         count: int | None = start.count if start is not None else None
@@ -202,7 +206,7 @@ async def pull(
                     count = page.count
                     if pass_no == 1:
                         stats.expected = count
-                        stats.planned_pages = max(1, math.ceil(count / max(1, page.size)))
+                        stats.planned_pages = max(1, _ceil_div(count, page.size))
                 elif page.count != count:
                     changed = True
                 fresh = seen.add_page(page.keys)

@@ -161,10 +161,10 @@ class Simulator:
     ``fault_kinds``, where a numeric kind such as ``"503"`` means kind ``"status"`` with that
     status.
 
-    aiohttp silently retries a GET once when the connection drops before any response. So that
-    a ``"reset"`` fault is seen by the client code, it also resets that immediate retry (same
-    path and query, within 2 s). Set :attr:`reset_includes_auto_retry` to False to reset only
-    the one attempt (e.g. for clients that do not auto-retry).
+    A plain aiohttp session silently re-sends a GET once when a pooled connection drops before
+    any response (``UnpodClient`` turns that off: its own retry policy is the only one). Set
+    :attr:`reset_includes_auto_retry` to True so that a ``"reset"`` fault also resets that
+    immediate re-send (same path and query, within 2 s) and a plain session sees the error.
 
     :attr:`on_request` (sync or async) is called as ``hook(page, sim)`` for each valid
     tasks-list request that is about to be answered with a page (not for faults answered
@@ -187,7 +187,7 @@ class Simulator:
         retry_after: str | None = "0.05",
         strip_ids: bool = False,
         count_offset: int = 0,
-        reset_includes_auto_retry: bool = True,
+        reset_includes_auto_retry: bool = False,
     ) -> None:
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
