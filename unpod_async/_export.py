@@ -12,6 +12,7 @@ to that point, rebuilds the set of task keys from it, and fetches only the missi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -630,10 +631,8 @@ async def export_tasks(
         ) from None
     finally:
         if target.path is not None and not ok:
-            try:
-                out.close()  # flushes what is buffered: may fail again on a full disk
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # closing flushes: may fail again on a full disk
+                out.close()
             if target.checkpoint is None:
                 target.partial.unlink(missing_ok=True)
     seconds = time.monotonic() - started
