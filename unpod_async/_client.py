@@ -14,7 +14,7 @@ import math
 import os
 import re
 import urllib.parse
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from datetime import datetime
 from types import TracebackType
@@ -521,7 +521,7 @@ class UnpodClient:
         created_after: Timestamp | None = None,
         created_before: Timestamp | None = None,
         search: str | None = None,
-    ) -> AsyncIterator[Task]:
+    ) -> AsyncGenerator[Task, None]:
         """Every task of a space, once each, in server order (newest first).
 
         Pages are fetched concurrently under the client's bound and handed over in order;
