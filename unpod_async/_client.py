@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import sys
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
@@ -43,6 +44,11 @@ from ._models import Organization, Space, Task, TasksPage
 from ._pagination import Page, PullStats, ResumePoint, SeenKeys, pull
 from ._retry import RetryPolicy, call_with_retries, is_permanent_206, parse_retry_after
 from ._version import __version__
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _timeout
+else:  # aiohttp depends on async-timeout before 3.11
+    from async_timeout import timeout as _timeout
 
 __all__ = ["DEFAULT_BASE_URL", "UnpodClient"]
 
@@ -210,6 +216,10 @@ def _translate(exc: BaseException, url: str, page: int | None, timeout: float) -
         return APIConnectionError(f"cannot connect to {exc.host}:{exc.port}: {reason}", url=url)
     if isinstance(exc, aiohttp.ClientOSError | ConnectionError | OSError):
         return APIConnectionError(f"connection failed: {type(exc).__name__}", url=url, page=page)
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.message:
+        # Its message is aiohttp's account of the broken framing; its repr would carry the
+        # request headers, so only the message is kept.
+        return APIConnectionError(f"invalid HTTP response: {exc.message}", url=url, page=page)
     return APIConnectionError(f"request failed: {type(exc).__name__}", url=url, page=page)
 
 
@@ -266,8 +276,9 @@ class UnpodClient:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        # The Authorization header is built per request from the secret, so that no plain
+        # copy of the token lives on the client (vars(client) stays clean).
         self._headers = {
-            "Authorization": f"Token {token}",
             "Accept": "application/json",
             "User-Agent": f"unpod-async/{__version__}",
         }
@@ -338,7 +349,18 @@ class UnpodClient:
         loop = asyncio.get_running_loop()
 
         async def attempt() -> T:
-            await self._gate.acquire()
+            if deadline is None:
+                await self._gate.acquire()
+            else:
+                # Waiting for a slot, a 429 pause or a rate-limit tick counts against the
+                # deadline too.
+                try:
+                    async with _timeout(deadline - loop.time()):
+                        await self._gate.acquire()
+                except asyncio.TimeoutError:
+                    raise DeadlineExceededError(
+                        "deadline reached waiting to send", url=url, page=page
+                    ) from None
             status = 0
             try:
                 timeout = self.timeout
@@ -366,7 +388,8 @@ class UnpodClient:
     ) -> tuple[int, Any, bytes]:
         error: UnpodError | None = None
         try:
-            return await asyncio.wait_for(self._exchange(session, url), timeout)
+            async with _timeout(timeout):
+                return await self._exchange(session, url)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             error = _translate(exc, url, page, timeout)
         # Raised outside the except block, with no local left holding it: the aiohttp error
@@ -376,7 +399,9 @@ class UnpodClient:
 
     async def _exchange(self, session: aiohttp.ClientSession, url: str) -> tuple[int, Any, bytes]:
         async with session.get(
-            URL(url, encoded=True), headers=self._headers, allow_redirects=False
+            URL(url, encoded=True),
+            headers={**self._headers, "Authorization": f"Token {self._token.reveal()}"},
+            allow_redirects=False,
         ) as resp:
             limit = self.max_response_bytes
             length = resp.content_length

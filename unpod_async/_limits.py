@@ -69,16 +69,19 @@ class Gate:
             raise
 
     async def _hold(self) -> None:
+        reserved = False
         while True:
             now = self._now()
             if now < self._paused_until:
                 await asyncio.sleep(self._paused_until - now)
                 continue
-            if self._interval:
+            if self._interval and not reserved:
                 send_at = max(now, self._next_send)
                 self._next_send = send_at + self._interval
+                reserved = True
                 if send_at > now:
                     await asyncio.sleep(send_at - now)
+                    continue  # a pause may have begun meanwhile
             return
 
     def release(self, *, overloaded: bool, answered: bool) -> None:
@@ -107,3 +110,5 @@ class Gate:
     def pause(self, seconds: float) -> None:
         """Hold every request not yet sent for ``seconds`` (a 429's Retry-After)."""
         self._paused_until = max(self._paused_until, self._now() + seconds)
+        if self._interval:
+            self._next_send = max(self._next_send, self._paused_until)
