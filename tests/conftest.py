@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from unittest import mock
 
+import aiohttp
+import aioresponses.core as aioresponses_core
 import pytest
+from aioresponses import aioresponses
+from yarl import URL
 
 from unpod_async import UnpodClient
 from unpod_async.testing import Simulator, serve
@@ -31,3 +38,20 @@ def make_client(sim: Simulator, **kwargs: object) -> UnpodClient:
 async def client(sim: Simulator) -> AsyncIterator[UnpodClient]:
     async with make_client(sim) as c:
         yield c
+
+
+class _CompatResponse(aiohttp.ClientResponse):
+    """aioresponses 0.7.9 builds responses without ``stream_writer``, which aiohttp 3.14 needs."""
+
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
+        if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
+            kwargs.setdefault("stream_writer", mock.Mock(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+@pytest.fixture
+def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    """aioresponses for request shape and error mapping; any request shows in ``requests``."""
+    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
+    with aioresponses() as m:
+        yield m

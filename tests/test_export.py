@@ -49,7 +49,8 @@ async def test_jsonl_is_byte_exact_with_unknown_fields(
     assert stats.tasks == stats.expected == len(sim) == 1000
     assert stats.pages == 11  # ten full pages and one empty page that confirms the end
     assert stats.bytes == out.stat().st_size
-    assert stats.duplicates == 0 and stats.passes == 1
+    assert stats.duplicates == 0
+    assert stats.passes == 1
     assert leftovers(tmp_path) == []
 
 
@@ -187,7 +188,8 @@ async def test_streams_to_a_binary_stream(sim: Simulator, client: UnpodClient) -
     buffer = io.BytesIO()
     stats = await client.export_tasks(SPACE, buffer, page_size=100)
     assert buffer.getvalue().splitlines() == sim.tasks_json()
-    assert stats.path is None and stats.bytes == len(buffer.getvalue())
+    assert stats.path is None
+    assert stats.bytes == len(buffer.getvalue())
 
 
 async def test_progress_reports_every_page(client: UnpodClient, tmp_path: Path) -> None:
@@ -201,13 +203,16 @@ async def test_progress_reports_every_page(client: UnpodClient, tmp_path: Path) 
     assert [p.tasks_written for p in seen] == sorted(p.tasks_written for p in seen)
 
 
-async def test_filters_reach_the_server(sim: Simulator, client: UnpodClient, tmp_path: Path) -> None:
+async def test_filters_reach_the_server(
+    sim: Simulator, client: UnpodClient, tmp_path: Path
+) -> None:
     stats = await client.export_tasks(
         SPACE, tmp_path / "f.jsonl", status=["completed", "failed"], created_after=0, search="x"
     )
     query = sim.requests[0].query
     assert query["status"] == "completed,failed"
-    assert query["from_ts"] == "0" and query["search"] == "x"
+    assert query["from_ts"] == "0"
+    assert query["search"] == "x"
     assert "space_id" not in query
     lines = jsonl_lines(tmp_path / "f.jsonl")
     assert len(lines) == stats.tasks
@@ -247,8 +252,10 @@ async def test_resume_after_a_failure_fetches_only_missing_pages(
         sim.requests.clear()
         stats = await client.export_tasks(SPACE, out, format=fmt, page_size=50, resume=True)  # type: ignore[arg-type]
     fetched = sorted({r.page for r in sim.requests if r.page is not None})
-    assert fetched[0] == 8 and 1 not in fetched
-    assert stats.resumed_pages == 7 and stats.tasks == len(sim)
+    assert fetched[0] == 8
+    assert 1 not in fetched
+    assert stats.resumed_pages == 7
+    assert stats.tasks == len(sim)
     if fmt == "parquet":
         assert pq.read_table(out).equals(pq.read_table(clean))
     else:
