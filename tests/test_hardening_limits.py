@@ -387,13 +387,21 @@ async def test_an_overload_burst_halves_the_bound_and_successes_restore_it(kind:
     async with serve_wrapped(overloaded_server(10**6, samples, box)) as sim:
         fault = Fault("429", retry_after="0") if kind == "429" else Fault("status", status=503)
         sim.faults.append(replace(fault, times=8))
-        async with make_client(sim, concurrency=8) as client:
+        async with make_client(sim, concurrency=8, adaptive_concurrency=True) as client:
             box.append(client)
             await asyncio.gather(*(client.get_tasks(SPACE, page=p) for p in range(1, 9)))
             assert client._gate.limit <= 4  # halved (at least once) by the burst
             await client.get_all_tasks(SPACE, page_size=10)  # ~100 clean answers
             assert client._gate.limit == 8  # crept back up to the bound, not above
     assert max(limit for limit, _ in samples) <= 8
+
+
+async def test_the_bound_does_not_adapt_unless_asked() -> None:
+    async with serve_wrapped(overloaded_server(10**6, [], [])) as sim:
+        sim.faults.append(Fault("status", status=503, times=8))
+        async with make_client(sim, concurrency=8) as client:
+            await asyncio.gather(*(client.get_tasks(SPACE, page=p) for p in range(1, 9)))
+            assert client._gate.limit == 8  # stray 503s do not throttle a default client
 
 
 def overloaded_server(capacity: int, samples: list[tuple[int, int]], client_box: list[Any]) -> Any:

@@ -249,7 +249,7 @@ class UnpodClient:
         max_retry_after: float = 120.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_requests_per_minute: float | None = None,
-        adaptive_concurrency: bool = True,
+        adaptive_concurrency: bool = False,
         allow_insecure_http: bool = False,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
@@ -348,15 +348,19 @@ class UnpodClient:
         session = self._ensure_session()
         loop = asyncio.get_running_loop()
 
+        attempts = 0
+
         async def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
             if deadline is None:
-                await self._gate.acquire()
+                await self._gate.acquire(first=attempts > 1)
             else:
                 # Waiting for a slot, a 429 pause or a rate-limit tick counts against the
                 # deadline too.
                 try:
                     async with _timeout(deadline - loop.time()):
-                        await self._gate.acquire()
+                        await self._gate.acquire(first=attempts > 1)
                 except asyncio.TimeoutError:
                     raise DeadlineExceededError(
                         "deadline reached waiting to send", url=url, page=page

@@ -3,11 +3,13 @@
 Three things decide when a request may go out:
 
 * a bound on requests in flight, shared across concurrent calls (a FastAPI app sharing one
-  client never exceeds it), which adapts (AIMD): it halves when the server says it is
-  overloaded (429, 503) and creeps back up by one per clean window of ``limit`` answers,
-  never above the bound. "Overloaded" means a quarter of a window's answers were 429/503 (one
-  answer when the bound is below 8): a server over its capacity fails many requests at once,
-  while a stray 503 among hundreds of successes is noise that must not throttle a pull;
+  client never exceeds it). Retries go to the front of its queue, so a page being retried
+  does not wait behind the read-ahead. With ``adaptive=True`` it follows AIMD: it halves
+  when the server says it is overloaded (429, 503), at most once per window of ``limit``
+  answers, and creeps back up by one per window without one, never above the bound. It is
+  off by default: against a server that sheds load it converges on the server's capacity,
+  but a few stray 503s from a proxy would halve a bulk pull's speed for nothing (measured:
+  5% random 503s cut a pull to under half its speed);
 * a shared pause: a 429 holds every request of the client, not just the one that got it;
 * an optional even request rate (``max_requests_per_minute``): requests are spaced, not burst.
 """
@@ -25,7 +27,7 @@ class Gate:
         limit: int,
         *,
         per_minute: float | None = None,
-        adaptive: bool = True,
+        adaptive: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.max_limit = limit
@@ -39,16 +41,24 @@ class Gate:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._answers = 0  # answers in the current window of `limit` answers
         self._overloads = 0  # of which 429/503
+        self._answers_since_cut = limit  # one cut per window: a burst of 503s halves once
         self._clock = clock
 
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
-    async def acquire(self) -> None:
-        """Wait for a slot, the end of any pause, and the next rate-limit tick."""
+    async def acquire(self, *, first: bool = False) -> None:
+        """Wait for a slot, the end of any pause, and the next rate-limit tick.
+
+        ``first`` puts the request at the front of the queue (a retry: the consumer is
+        waiting for that page, not for the read-ahead behind it).
+        """
         if self.in_flight >= self.limit or self._waiters:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
+            if first:
+                self._waiters.appendleft(fut)
+            else:
+                self._waiters.append(fut)
             try:
                 await fut
             except asyncio.CancelledError:
@@ -91,13 +101,14 @@ class Gate:
             self._answers += 1
             if overloaded:
                 self._overloads += 1
-                if self._overloads >= max(1, self.limit // 4):
+                if self._answers_since_cut >= self.limit:
                     self.limit = max(1, self.limit // 2)
-                    self._answers = self._overloads = 0
-            elif self._answers >= self.limit:
-                if self._overloads == 0 and self.limit < self.max_limit:
-                    self.limit += 1
+                    self._answers_since_cut = 0
+            if self._answers >= self.limit:
+                if self._overloads == 0:
+                    self.limit = min(self.max_limit, self.limit + 1)
                 self._answers = self._overloads = 0
+            self._answers_since_cut += 1
         self._wake()
 
     def _wake(self) -> None:

@@ -175,6 +175,8 @@ async def one_pass(
     # run while they keep coming back full (an understated count), so an exact count costs
     # a single extra request to confirm the end.
     limit = max(1, _ceil_div(count, size))
+    if count % size == 0:
+        limit += 1  # a full last page needs one more to confirm the end: send it with the tail
     probe = 1
     if limit < next_fetch:
         limit = next_fetch
