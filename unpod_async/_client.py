@@ -561,14 +561,11 @@ class UnpodClient:
         ...     async for task in tasks:
         ...         ...
         """
-        pages = self._pull(
+        pages = self._task_pages(
             space_token,
-            _models.TASKS_PAGE_DECODER.decode,
-            _task_page,
-            page_size=page_size,
-            deadline=deadline,
-            stats=PullStats(),
-            filters=_filter_query(status, call_type, created_after, created_before, search),
+            page_size,
+            deadline,
+            _filter_query(status, call_type, created_after, created_before, search),
         )
         return _tasks_of(pages)
 
@@ -585,17 +582,31 @@ class UnpodClient:
         search: str | None = None,
     ) -> list[Task]:
         """Every task of a space in one list (``iter_tasks`` streams them instead)."""
-        tasks = self.iter_tasks(
+        pages = self._task_pages(
             space_token,
+            page_size,
+            deadline,
+            _filter_query(status, call_type, created_after, created_before, search),
+        )
+        tasks: list[Task] = []
+        async with aclosing(pages):
+            async for page, fresh in pages:  # a page at a time: no per-task await
+                data = page.payload.data
+                tasks.extend(data if fresh is None else [data[i] for i in fresh])
+        return tasks
+
+    def _task_pages(
+        self, space_token: str, page_size: int, deadline: float | None, filters: str
+    ) -> AsyncGenerator[tuple[Page[TasksPage], list[int] | None], None]:
+        return self._pull(
+            space_token,
+            _models.TASKS_PAGE_DECODER.decode,
+            _task_page,
             page_size=page_size,
             deadline=deadline,
-            status=status,
-            call_type=call_type,
-            created_after=created_after,
-            created_before=created_before,
-            search=search,
+            stats=PullStats(),
+            filters=filters,
         )
-        return [task async for task in tasks]
 
     async def export_tasks(
         self,
