@@ -65,7 +65,7 @@ def test_empty_object_decodes_into_a_default_task() -> None:
 def test_empty_page_decodes() -> None:
     page = _models.TASKS_PAGE_DECODER.decode(b"{}")
     assert page.count == 0
-    assert page.data == []
+    assert page.data == ()
 
 
 def test_unknown_fields_are_ignored_at_every_level() -> None:
@@ -91,7 +91,7 @@ def test_unknown_fields_are_ignored_at_every_level() -> None:
     assert task.task_id == "T"
     assert task.output is not None
     assert task.output.call_id == "c1"
-    assert task.output.transcript == [TranscriptTurn(role="agent", content="hi")]
+    assert task.output.transcript == (TranscriptTurn(role="agent", content="hi"),)
     assert task.output.post_call_data == PostCallData(summary="ok")
     assert task.output.user_info == UserInfo(name="Zoë")
     assert task.task == TaskSpec(objective="call")

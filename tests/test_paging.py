@@ -124,7 +124,7 @@ async def test_get_tasks_returns_one_tasks_page(sim: Simulator, client: UnpodCli
     assert ids(page.data) == sim.task_ids()[14:21]
     past = await client.get_tasks(SPACE, page=1000, page_size=7)
     assert isinstance(past, TasksPage)
-    assert past.data == []
+    assert past.data == ()
     assert past.count == len(sim)
 
 
