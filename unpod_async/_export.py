@@ -178,65 +178,65 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
-def _csv_columns() -> list[tuple[str, Callable[[Task], object]]]:
-    def out(attr: str) -> Callable[[Task], object]:
-        return lambda t: getattr(t.output, attr) if t.output is not None else None
+def _path(path: str) -> Callable[[Task], object]:
+    """A getter for a dotted column: ``output.user_info.name`` -> task.output.user_info.name."""
+    names = ["id" if name == "_id" else name for name in path.split(".")]
 
-    def post(attr: str) -> Callable[[Task], object]:
-        def get(t: Task) -> object:
-            data = t.output.post_call_data if t.output is not None else None
-            return getattr(data, attr) if data is not None else None
+    def get(task: Task) -> object:
+        value: object = task
+        for name in names:
+            if value is None:
+                return None
+            value = getattr(value, name)
+        return value
 
-        return get
-
-    def user(attr: str) -> Callable[[Task], object]:
-        def get(t: Task) -> object:
-            info = t.output.user_info if t.output is not None else None
-            return getattr(info, attr) if info is not None else None
-
-        return get
-
-    columns: list[tuple[str, Callable[[Task], object]]] = [
-        ("_id", lambda t: t.id),
-        ("task_id", lambda t: t.task_id),
-        ("run_id", lambda t: t.run_id),
-        ("status", lambda t: t.status),
-        ("run_mode", lambda t: t.run_mode),
-        ("execution_type", lambda t: t.execution_type),
-        ("assignee", lambda t: t.assignee),
-        ("ref_id", lambda t: t.ref_id),
-        ("created", lambda t: t.created),
-        ("modified", lambda t: t.modified),
-        ("scheduled_timestamp", lambda t: t.scheduled_timestamp),
-        ("retry_attempt", lambda t: t.retry_attempt),
-        ("task.objective", lambda t: t.task.objective if t.task else None),
-        ("task.instructions", lambda t: t.task.instructions if t.task else None),
-        ("input", lambda t: _as_json(t.input)),
-    ]
-    for attr in (
-        "call_id",
-        "call_type",
-        "call_status",
-        "duration",
-        "start_time",
-        "end_time",
-        "recording_url",
-        "cost",
-    ):
-        columns.append((f"output.{attr}", out(attr)))
-    columns.append(("output.transcript", _transcript_text))
-    for attr in ("summary", "outcome", "sentiment", "follow_up_required"):
-        columns.append((f"output.post_call_data.{attr}", post(attr)))
-    columns.append(
-        ("output.post_call_data.classification", lambda t: _as_json(post("classification")(t)))
-    )
-    for attr in ("name", "contact_number", "email"):
-        columns.append((f"output.user_info.{attr}", user(attr)))
-    return columns
+    return get
 
 
-CSV_COLUMNS = _csv_columns()
-CSV_HEADER = [name for name, _ in CSV_COLUMNS]
+# The header is fixed (not derived from the data), so it never changes between runs.
+CSV_HEADER = [
+    "_id",
+    "task_id",
+    "run_id",
+    "status",
+    "run_mode",
+    "execution_type",
+    "assignee",
+    "ref_id",
+    "created",
+    "modified",
+    "scheduled_timestamp",
+    "retry_attempt",
+    "task.objective",
+    "task.instructions",
+    "input",
+    *(
+        f"output.{name}"
+        for name in (
+            "call_id",
+            "call_type",
+            "call_status",
+            "duration",
+            "start_time",
+            "end_time",
+            "recording_url",
+            "cost",
+            "transcript",
+        )
+    ),
+    *(
+        f"output.post_call_data.{name}"
+        for name in ("summary", "outcome", "sentiment", "follow_up_required", "classification")
+    ),
+    *(f"output.user_info.{name}" for name in ("name", "contact_number", "email")),
+]
+_classification = _path("output.post_call_data.classification")
+_SPECIAL: dict[str, Callable[[Task], object]] = {
+    "input": lambda t: _as_json(t.input),
+    "output.transcript": _transcript_text,
+    "output.post_call_data.classification": lambda t: _as_json(_classification(t)),
+}
+CSV_COLUMNS = [(name, _SPECIAL.get(name) or _path(name)) for name in CSV_HEADER]
 
 
 class _CsvWriter:
