@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import random
 import re
@@ -9,8 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from aiohttp import web
 
-from unpod_async import Task
+from unpod_async import Task, UnpodClient
 from unpod_async.testing import Simulator, serve
 
 from .conftest import ORG, SPACE, TOKEN, make_client
@@ -131,3 +134,39 @@ async def test_tasks_without_underscore_id_dedupe_on_task_id() -> None:
         tasks = await pull(sim, {2: [insert(9)], 6: [insert(17)], 9: [delete(12)]}, page_size=40)
     assert all(t.id is None for t in tasks)
     assert all(t.task_id for t in tasks)
+
+
+async def test_tasks_without_any_id_are_not_repeated_by_a_reread() -> None:
+    # No task_id and no _id: identity falls back to the task's own JSON, so a drift-triggered
+    # second pass does not yield every task again (typed path and raw JSONL export alike).
+    tasks = [{"status": "completed", "input": {"n": i}} for i in range(250)]
+    requests = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        page, size = int(request.query["page"]), int(request.query["page_size"])
+        count = 251 if requests == 2 else 250  # the count moves once: a re-read is needed
+        body = {"count": count, "status_code": 200, "data": tasks[(page - 1) * size : page * size]}
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/api/v2/platform/spaces/{space}/tasks/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with UnpodClient("t", base_url=f"http://127.0.0.1:{port}", concurrency=1) as client:
+            got = await client.get_all_tasks("space", page_size=100)
+            assert [t.input for t in got] == [t["input"] for t in tasks]
+            requests = 0
+            out = io.BytesIO()
+            stats = await client.export_tasks("space", out, page_size=100)
+    finally:
+        await runner.cleanup()
+    assert stats.passes == 2
+    assert [json.loads(line)["input"] for line in out.getvalue().splitlines()] == [
+        t["input"] for t in tasks
+    ]

@@ -40,7 +40,7 @@ from ._errors import (
 )
 from ._export import ExportStats, Format, ProgressCallback, export_tasks
 from ._limits import Gate
-from ._models import Organization, Space, Task, TasksPage
+from ._models import Key, Organization, Space, Task, TasksPage
 from ._pagination import Page, PullStats, ResumePoint, SeenKeys, pull
 from ._retry import RetryPolicy, call_with_retries, is_permanent_206, parse_retry_after
 from ._version import __version__
@@ -650,7 +650,7 @@ class UnpodClient:
         self,
         space_token: str,
         decode: Callable[[bytes], P],
-        keys_of: Callable[[P, bytes], tuple[int, Sequence[str | None]]],
+        keys_of: Callable[[P, bytes], tuple[int, Sequence[Key]]],
         *,
         page_size: int,
         deadline: float | None,
@@ -716,8 +716,8 @@ class UnpodClient:
         return run()
 
 
-def _task_page(page: TasksPage, body: bytes) -> tuple[int, list[str | None]]:
-    return page.count, [task.task_id or task.id for task in page.data]
+def _task_page(page: TasksPage, body: bytes) -> tuple[int, list[Key]]:
+    return page.count, _models.typed_keys(page.data)
 
 
 async def _tasks_of(

@@ -29,7 +29,7 @@ import msgspec
 
 from . import _models
 from ._errors import ExportError
-from ._models import KeysPage, RawPage, Task, TasksPage
+from ._models import Key, RawPage, Task, TasksPage
 from ._pagination import Page, PullStats, ResumePoint, SeenKeys
 
 if TYPE_CHECKING:
@@ -118,14 +118,12 @@ def _decode_raw(body: bytes) -> _RawTasks:
     return _RawTasks(page.data, b"\n" in body)
 
 
-def _raw_keys(payload: _RawTasks, body: bytes) -> tuple[int, list[str | None]]:
-    # One typed decode of the page for the keys: no per-task decode call.
-    keys: KeysPage = _models.KEYS_PAGE_DECODER.decode(body)
-    return keys.count, [k.task_id or k.id for k in keys.data]
+def _raw_keys(payload: _RawTasks, body: bytes) -> tuple[int, list[Key]]:
+    return _models.raw_keys(body, payload.data)
 
 
-def _typed_keys(page: TasksPage, body: bytes) -> tuple[int, list[str | None]]:
-    return page.count, [task.task_id or task.id for task in page.data]
+def _typed_keys(page: TasksPage, body: bytes) -> tuple[int, list[Key]]:
+    return page.count, _models.typed_keys(page.data)
 
 
 def _selected(data: Sequence[Any], fresh: list[int] | None) -> Sequence[Any]:
@@ -549,9 +547,7 @@ async def export_tasks(
             )
 
     decode: Callable[[bytes], Any] = _decode_raw if raw else _models.TASKS_PAGE_DECODER.decode
-    keys_of: Callable[[Any, bytes], tuple[int, Sequence[str | None]]] = (
-        _raw_keys if raw else _typed_keys
-    )
+    keys_of: Callable[[Any, bytes], tuple[int, Sequence[Key]]] = _raw_keys if raw else _typed_keys
     pages = client._pull(
         space_token,
         decode,

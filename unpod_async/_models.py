@@ -10,6 +10,7 @@ passes were a fifth of the decode time with lists.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -173,6 +174,31 @@ class _ListEnvelope(msgspec.Struct, Generic[T], gc=False):
     status_code: int | None = None
     message: str | None = None
     data: list[T] = []
+
+
+# A task's identity for dedupe: task_id, else _id, else its own JSON (a task with neither is
+# still yielded once; only an edit between two reads of it could make it look new).
+Key = str | bytes | None
+_ENCODER = msgspec.json.Encoder()
+
+
+def typed_keys(tasks: Sequence[Task]) -> list[Key]:
+    keys: list[Key] = [task.task_id or task.id for task in tasks]
+    if None in keys:
+        keys = [
+            k if k is not None else _ENCODER.encode(t) for k, t in zip(keys, tasks, strict=True)
+        ]
+    return keys
+
+
+def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key]]:
+    """The count and the keys of a page whose tasks are kept raw: one typed decode, no
+    per-task call."""
+    page: KeysPage = KEYS_PAGE_DECODER.decode(body)
+    keys: list[Key] = [k.task_id or k.id for k in page.data]
+    if None in keys:
+        keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
+    return page.count, keys
 
 
 TASKS_PAGE_DECODER = msgspec.json.Decoder(TasksPage)

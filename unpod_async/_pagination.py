@@ -19,6 +19,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from ._models import Key
+
 logger = logging.getLogger("unpod_async")
 
 P = TypeVar("P")
@@ -45,7 +47,7 @@ class Page(Generic[P]):
 
     number: int
     count: int
-    keys: Sequence[str | None]
+    keys: Sequence[Key]
     payload: P = field(repr=False)
     pass_no: int = 1
 
@@ -96,7 +98,7 @@ class SeenKeys:
     def __len__(self) -> int:
         return len(self._recent) + self._stored
 
-    def add_page(self, keys: Sequence[str | None]) -> list[int] | None:
+    def add_page(self, keys: Sequence[Key]) -> list[int] | None:
         """Record a page's keys; return the indexes of the new ones, or None if all are new."""
         recent = self._recent
         if not self._stored and None not in keys:
