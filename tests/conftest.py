@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from unittest import mock
 
 import aiohttp
 import aioresponses.core as aioresponses_core
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
@@ -55,3 +57,22 @@ def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
     with aioresponses() as m:
         yield m
+
+
+@contextlib.asynccontextmanager
+async def tasks_server(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """A one-route server on loopback answering the tasks list with ``handler``; its base URL.
+
+    For shapes the simulator does not produce (pretty-printed JSON, tasks with no id at all).
+    """
+    app = web.Application()
+    app.router.add_get("/api/v2/platform/spaces/{space}/tasks/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

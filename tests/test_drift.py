@@ -16,7 +16,7 @@ from aiohttp import web
 from unpod_async import Task, UnpodClient
 from unpod_async.testing import Simulator, serve
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .conftest import ORG, SPACE, TOKEN, make_client, tasks_server
 
 Op = Callable[[Simulator], list[str]]
 DRIFT_LOG = re.compile(r"(?i)drift|chang")
@@ -150,22 +150,15 @@ async def test_tasks_without_any_id_are_not_repeated_by_a_reread() -> None:
         body = {"count": count, "status_code": 200, "data": tasks[(page - 1) * size : page * size]}
         return web.Response(text=json.dumps(body), content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/api/v2/platform/spaces/{space}/tasks/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with UnpodClient("t", base_url=f"http://127.0.0.1:{port}", concurrency=1) as client:
-            got = await client.get_all_tasks("space", page_size=100)
-            assert [t.input for t in got] == [t["input"] for t in tasks]
-            requests = 0
-            out = io.BytesIO()
-            stats = await client.export_tasks("space", out, page_size=100)
-    finally:
-        await runner.cleanup()
+    async with (
+        tasks_server(handler) as base_url,
+        UnpodClient("t", base_url=base_url, concurrency=1) as client,
+    ):
+        got = await client.get_all_tasks("space", page_size=100)
+        assert [t.input for t in got] == [t["input"] for t in tasks]
+        requests = 0
+        out = io.BytesIO()
+        stats = await client.export_tasks("space", out, page_size=100)
     assert stats.passes == 2
     assert [json.loads(line)["input"] for line in out.getvalue().splitlines()] == [
         t["input"] for t in tasks

@@ -27,7 +27,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator, serve
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .conftest import ORG, SPACE, TOKEN, make_client, tasks_server
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -63,19 +63,12 @@ async def test_jsonl_stays_one_line_per_task_when_server_pretty_prints(tmp_path:
         body = json.dumps({"count": 5, "status_code": 200, "data": data}, indent=2)
         return web.Response(text=body, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/api/v2/platform/spaces/{space}/tasks/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with UnpodClient(TOKEN, base_url=f"http://127.0.0.1:{port}") as client:
-            out = tmp_path / "pretty.jsonl"
-            await client.export_tasks("space", out, page_size=10)
-    finally:
-        await runner.cleanup()
+    async with (
+        tasks_server(handler) as base_url,
+        UnpodClient(TOKEN, base_url=base_url) as client,
+    ):
+        out = tmp_path / "pretty.jsonl"
+        await client.export_tasks("space", out, page_size=10)
     lines = jsonl_lines(out)
     assert [json.loads(line) for line in lines] == tasks
 
