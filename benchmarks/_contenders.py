@@ -117,6 +117,19 @@ async def run_naive(t: Target) -> Outcome:
     return Outcome(lambda: [task["task_id"] for task in tasks])
 
 
+async def _gather_all(
+    fetch: Callable[[int], Coroutine[Any, Any, Any]], page_size: int
+) -> list[Any]:
+    """What many users write: page 1 for the count, then every other page at once."""
+    first = await fetch(1)
+    n_pages = math.ceil(first.count / page_size)
+    rest = await asyncio.gather(*(fetch(p) for p in range(2, n_pages + 1)))
+    tasks = list(first.data)
+    for page in rest:
+        tasks.extend(page.data)
+    return tasks
+
+
 # --- httpx + asyncio.gather under a semaphore + pydantic v2 -----------------------------------
 
 
@@ -143,12 +156,7 @@ async def run_httpx(t: Target) -> Outcome:
                 break
             return pyd.TasksPage.model_validate_json(resp.content)
 
-        first = await fetch(1)
-        n_pages = math.ceil(first.count / t.page_size)
-        rest = await asyncio.gather(*(fetch(p) for p in range(2, n_pages + 1)))
-    tasks = list(first.data)
-    for page in rest:
-        tasks.extend(page.data)
+        tasks = await _gather_all(fetch, t.page_size)
     return Outcome(lambda: [task.task_id or "" for task in tasks])
 
 
@@ -169,12 +177,7 @@ async def run_bare(t: Target) -> Outcome:
                 body = await resp.read()
             return _BARE_DECODER.decode(body)
 
-        first = await fetch(1)
-        n_pages = math.ceil(first.count / t.page_size)
-        rest = await asyncio.gather(*(fetch(p) for p in range(2, n_pages + 1)))
-    tasks = list(first.data)
-    for page in rest:
-        tasks.extend(page.data)
+        tasks = await _gather_all(fetch, t.page_size)
     return Outcome(lambda: [task.task_id or "" for task in tasks])
 
 

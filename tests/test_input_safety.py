@@ -25,7 +25,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator, serve
 
-from .conftest import ORG, SPACE
+from .conftest import ORG, SPACE, exception_chain
 
 SECRET = "sk-SECRET-7f3a9c2e51d04b"
 
@@ -191,14 +191,7 @@ def leaks(value: object) -> bool:
 
 
 def assert_no_token(exc: BaseException) -> None:
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or any(e is s for s in seen):
-            continue
-        seen.append(e)
-        todo += [e.__cause__, e.__context__]
+    for e in exception_chain(exc):
         assert SECRET not in str(e)
         assert SECRET not in repr(e)
         assert not any(leaks(arg) for arg in e.args)

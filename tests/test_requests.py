@@ -31,6 +31,8 @@ from unpod_async import (
     UnpodError,
 )
 
+from .conftest import exception_chain
+
 TOKEN = "tok-3c1f-not-a-real-token"
 ORG = "acme"
 SPACE = "space-42"
@@ -52,20 +54,8 @@ def page_body(n: int, count: int = 100) -> dict[str, Any]:
     return {"count": count, "status_code": 200, "message": "ok", "data": data}
 
 
-def chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or any(e is s for s in seen):
-            continue
-        seen.append(e)
-        todo += [e.__cause__, e.__context__]
-    return seen
-
-
 def assert_clean_chain(exc: BaseException) -> None:
-    for e in chain(exc):
+    for e in exception_chain(exc):
         assert not type(e).__module__.startswith(("aiohttp", "tenacity")), repr(e)
         assert not isinstance(e, aiohttp.ClientError | tenacity.RetryError), repr(e)
 

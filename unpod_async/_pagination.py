@@ -37,7 +37,6 @@ class PullStats:
     passes: int = 0
     recovered: int = 0
     retries: int = 0
-    count_changes: int = 0
     planned_pages: int = 0
 
 
@@ -256,8 +255,6 @@ async def pull(
                     stats.recovered += n_new
                 stats.tasks += n_new
                 yield page, fresh
-        if changed:
-            stats.count_changes += 1
         settled = (dups == 0 if pass_no == 1 else new == 0) and not changed
         if settled:
             if pass_no > 1:
