@@ -27,7 +27,7 @@ import orjson
 import psutil
 from pydantic import TypeAdapter
 
-from unpod_async import _models
+from unpod_async import _decode, _models
 
 from . import _pydantic_models as pyd
 from ._contenders import CONTENDERS, Target
@@ -350,7 +350,7 @@ def run_decode(repeat: int = 7) -> DecodeResult:
         ("orjson.loads", orjson.loads),
         ("pydantic v2 validate_json", adapter.validate_json),
         ("msgspec typed (TasksPage)", typed.decode),
-        ("msgspec Raw (RAW_PAGE_DECODER)", _models.RAW_PAGE_DECODER.decode),
+        ("msgspec Raw (RAW_PAGE_DECODER)", _decode.RAW_PAGE_DECODER.decode),
     ]
     _check_same_work(body, adapter, typed)
     rows = []

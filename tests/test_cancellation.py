@@ -158,7 +158,9 @@ async def test_a_cancellation_is_never_lost() -> None:
     # as asyncio.wait_for does before Python 3.12, CPython gh-86296).
     rng = random.Random(7)
     lost = 0
-    with threaded_serve(1000) as box:
+    # 5 ms a page: a pull of 100 pages at concurrency 4 takes >= 125 ms, so every cancel at
+    # 0-30 ms lands mid-pull (without latency a fast machine finishes some pulls first).
+    with threaded_serve(1000, latency=0.005) as box:
         async with make_client(box.sim, concurrency=4) as client:
             for _ in range(30):
                 job = asyncio.create_task(client.get_all_tasks(SPACE, page_size=10))

@@ -24,8 +24,9 @@ import msgspec
 import pytest
 
 import unpod_async
-from unpod_async import cli
+from unpod_async import _commands, cli
 from unpod_async._progress import PlainDisplay, ProgressDisplay, RichDisplay, open_display
+from unpod_async._redact import Redactor
 from unpod_async.testing import Fault, Simulator, serve
 
 TASKS = 1500
@@ -141,7 +142,7 @@ def test_help_never_shows_the_token(
 
 
 def test_redactor_replaces_whole_tokens_only() -> None:
-    redact = cli._Redactor()
+    redact = Redactor()
     redact.add("x")
     redact.add(SECRET)
     assert redact(f"directory x does not exist; Token {SECRET}.") == (
@@ -191,7 +192,7 @@ def test_parse_date() -> None:
     ],
 )
 def test_format_from_extension(output: str, fmt: str) -> None:
-    assert cli.format_for(output) == fmt
+    assert _commands.format_for(output) == fmt
 
 
 def test_summary_line() -> None:
@@ -208,7 +209,7 @@ def test_summary_line() -> None:
         path="out.jsonl",
         format="jsonl",
     )
-    assert cli.summary_line(stats) == (
+    assert _commands.summary_line(stats) == (
         "exported 20000 tasks (20000 expected) from 200 pages to out.jsonl in 3.2s "
         "(6,250 tasks/s), 1 retry, 0 duplicates dropped"
     )

@@ -158,19 +158,19 @@ async def test_cancelled_export_leaves_no_file(sim: Simulator, tmp_path: Path) -
 async def test_disk_full_is_a_typed_error_and_leaves_nothing(
     client: UnpodClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from unpod_async import _export
+    from unpod_async import _writers
 
     writes = 0
-    original = _export._JsonlWriter.write
+    original = _writers.JsonlWriter.write
 
-    def write(self: Any, page: Any, fresh: Any) -> int:
+    def write(self: Any, page: Any) -> int:
         nonlocal writes
         writes += 1
         if writes == 3:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return original(self, page, fresh)
+        return original(self, page)
 
-    monkeypatch.setattr(_export._JsonlWriter, "write", write)
+    monkeypatch.setattr(_writers.JsonlWriter, "write", write)
     out = tmp_path / "tasks.jsonl"
     with pytest.raises(ExportError, match="No space left"):
         await client.export_tasks(SPACE, out, page_size=100)

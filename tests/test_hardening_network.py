@@ -471,8 +471,9 @@ async def test_slow_loris_trickle_hits_the_per_attempt_timeout(what: str, retrie
 async def test_64_queued_requests_never_time_out_waiting_for_the_pool() -> None:
     """64 requests through 4 slots: the per-attempt timeout starts when a request is sent.
 
-    Each request takes ~0.08 s, the timeout is 0.2 s, and the queue is 1.3 s long: a timer
-    that started while a request waited for a pool slot would time most of them out.
+    Each request takes ~0.08 s, the timeout is 0.5 s (room for a loaded machine), and the
+    queue is 1.3 s long: a timer that started while a request waited for a pool slot would
+    time most of them out.
     """
     in_flight = peak = 0
 
@@ -488,7 +489,7 @@ async def test_64_queued_requests_never_time_out_waiting_for_the_pool() -> None:
 
     async with (
         serve_wrapped(count, latency=0.08) as sim,
-        make_client(sim, concurrency=4, timeout=0.2, max_retries=0) as client,
+        make_client(sim, concurrency=4, timeout=0.5, max_retries=0) as client,
     ):
         started = time.monotonic()
         pages = await asyncio.gather(

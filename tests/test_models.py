@@ -19,7 +19,7 @@ from unpod_async import (
     TranscriptTurn,
     UnpodClient,
     UserInfo,
-    _models,
+    _decode,
 )
 from unpod_async.testing import Simulator
 
@@ -63,7 +63,7 @@ def test_empty_object_decodes_into_a_default_task() -> None:
 
 
 def test_empty_page_decodes() -> None:
-    page = _models.TASKS_PAGE_DECODER.decode(b"{}")
+    page = _decode.TASKS_PAGE_DECODER.decode(b"{}")
     assert page.count == 0
     assert page.data == ()
 
@@ -147,11 +147,11 @@ def test_every_simulated_task_decodes(sim: Simulator) -> None:
 
 
 def test_decoders_are_module_level_singletons() -> None:
-    import unpod_async._models as again
+    import unpod_async._decode as again
 
-    assert isinstance(_models.TASKS_PAGE_DECODER, msgspec.json.Decoder)
-    assert again.TASKS_PAGE_DECODER is _models.TASKS_PAGE_DECODER
-    assert _models.TASKS_PAGE_DECODER.type is TasksPage
+    assert isinstance(_decode.TASKS_PAGE_DECODER, msgspec.json.Decoder)
+    assert again.TASKS_PAGE_DECODER is _decode.TASKS_PAGE_DECODER
+    assert _decode.TASKS_PAGE_DECODER.type is TasksPage
 
 
 class _CountingDecoder:
@@ -167,8 +167,8 @@ class _CountingDecoder:
 async def test_client_decodes_pages_with_the_shared_decoder(
     sim: Simulator, client: UnpodClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counting = _CountingDecoder(_models.TASKS_PAGE_DECODER)
-    monkeypatch.setattr(_models, "TASKS_PAGE_DECODER", counting)
+    counting = _CountingDecoder(_decode.TASKS_PAGE_DECODER)
+    monkeypatch.setattr(_decode, "TASKS_PAGE_DECODER", counting)
     built: list[object] = []
     real_decoder = msgspec.json.Decoder
 

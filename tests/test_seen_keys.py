@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from unpod_async._pagination import SeenKeys
+from unpod_async._seen import SeenKeys
 
 
 @pytest.mark.parametrize("recent_max", [4, 64, 1 << 17])

@@ -24,7 +24,7 @@ from ._errors import (
     ServerError,
     UnpodError,
 )
-from ._export import ExportProgress, ExportStats
+from ._export import ExportProgress, ExportStats, Format, ProgressCallback
 from ._models import (
     Organization,
     PostCallData,
@@ -36,6 +36,7 @@ from ._models import (
     TranscriptTurn,
     UserInfo,
 )
+from ._params import DEFAULT_BASE_URL, TaskFilter, TaskFilterArgs
 from ._version import __version__
 
 __all__ = [
@@ -45,14 +46,17 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BusinessLogicError",
+    "DEFAULT_BASE_URL",
     "DeadlineExceededError",
     "ExportError",
     "ExportProgress",
     "ExportStats",
+    "Format",
     "NotFoundError",
     "Organization",
     "PermissionDeniedError",
     "PostCallData",
+    "ProgressCallback",
     "RateLimitError",
     "RedirectError",
     "ResponseDecodeError",
@@ -60,6 +64,8 @@ __all__ = [
     "ServerError",
     "Space",
     "Task",
+    "TaskFilter",
+    "TaskFilterArgs",
     "TaskOutput",
     "TaskSpec",
     "TasksPage",

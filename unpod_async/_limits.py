@@ -17,6 +17,7 @@ Three things decide when a request may go out:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -47,15 +48,15 @@ class Gate:
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
-    async def acquire(self, *, first: bool = False) -> None:
+    async def acquire(self, *, ahead: bool = False) -> None:
         """Wait for a slot, the end of any pause, and the next rate-limit tick.
 
-        ``first`` puts the request at the front of the queue (a retry: the consumer is
+        ``ahead`` queues the request ahead of every waiting one (a retry: the consumer is
         waiting for that page, not for the read-ahead behind it).
         """
         if self.in_flight >= self.limit or self._waiters:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            if first:
+            if ahead:
                 self._waiters.appendleft(fut)
             else:
                 self._waiters.append(fut)
@@ -67,7 +68,9 @@ class Gate:
                     self.in_flight -= 1
                     self._wake()
                 else:
-                    self._waiters.remove(fut)
+                    # A release may already have popped (and skipped) this cancelled future.
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(fut)
                 raise
         else:
             self.in_flight += 1

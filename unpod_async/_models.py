@@ -1,4 +1,4 @@
-"""Typed models of the Unpod API, as msgspec Structs, and the decoders built once for them.
+"""Typed models of the Unpod API, as msgspec Structs (their decoders are in ``_decode``).
 
 Every field that the server may leave out has a default, unknown fields are ignored, and
 open sets (``status``, ``run_mode``) are plain strings, so a new server release never breaks
@@ -10,8 +10,7 @@ passes were a fifth of the decode time with lists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -139,71 +138,3 @@ class Organization(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     token: str | None = None
     domain: str | None = None
     privacy_type: str | None = None
-
-
-# --- private views and decoders, each built once --------------------------------------------
-
-
-class TaskKey(msgspec.Struct, gc=False):
-    """Only the two fields dedupe needs: decoding a page into these skips everything else."""
-
-    task_id: str | None = None
-    id: str | None = msgspec.field(default=None, name="_id")
-
-
-class RawPage(msgspec.Struct, gc=False):
-    """A page whose tasks stay as the exact bytes the server sent (for lossless export)."""
-
-    count: int = 0
-    status_code: int | None = None
-    message: str | None = None
-    data: list[msgspec.Raw] = []
-
-
-class KeysPage(msgspec.Struct, gc=False):
-    count: int = 0
-    data: list[TaskKey] = []
-
-
-T = TypeVar("T")
-
-
-class _ListEnvelope(msgspec.Struct, Generic[T], gc=False):
-    """``{status_code, message, data: [...]}``; ``items`` unwraps it for the endpoints."""
-
-    status_code: int | None = None
-    message: str | None = None
-    data: list[T] = []
-
-
-# A task's identity for dedupe: task_id, else _id, else its own JSON (a task with neither is
-# still yielded once; only an edit between two reads of it could make it look new).
-Key = str | bytes | None
-_ENCODER = msgspec.json.Encoder()
-
-
-def typed_keys(tasks: Sequence[Task]) -> list[Key]:
-    keys: list[Key] = [task.task_id or task.id for task in tasks]
-    if None in keys:
-        keys = [
-            k if k is not None else _ENCODER.encode(t) for k, t in zip(keys, tasks, strict=True)
-        ]
-    return keys
-
-
-def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key]]:
-    """The count and the keys of a page whose tasks are kept raw: one typed decode, no
-    per-task call."""
-    page: KeysPage = KEYS_PAGE_DECODER.decode(body)
-    keys: list[Key] = [k.task_id or k.id for k in page.data]
-    if None in keys:
-        keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
-    return page.count, keys
-
-
-TASKS_PAGE_DECODER = msgspec.json.Decoder(TasksPage)
-RAW_PAGE_DECODER = msgspec.json.Decoder(RawPage)
-KEYS_PAGE_DECODER = msgspec.json.Decoder(KeysPage)
-SPACES_ENVELOPE_DECODER = msgspec.json.Decoder(_ListEnvelope[Space])
-ORGS_ENVELOPE_DECODER = msgspec.json.Decoder(_ListEnvelope[Organization])
-ANY_DECODER = msgspec.json.Decoder()

@@ -15,7 +15,14 @@ import time
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
-__all__ = ["ProgressDisplay", "Snapshot", "describe", "format_duration", "open_display"]
+__all__ = [
+    "ProgressDisplay",
+    "Snapshot",
+    "describe",
+    "format_duration",
+    "isatty",
+    "open_display",
+]
 
 
 class Snapshot(Protocol):
@@ -167,6 +174,14 @@ class RichDisplay(ProgressDisplay):
         self._progress.stop()
 
 
+def isatty(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (a closed or fake stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _rich_available() -> bool:
     try:
         import rich.progress  # noqa: F401
@@ -192,10 +207,7 @@ def open_display(
     """
     stream = stream if stream is not None else sys.stderr
     if interactive is None:
-        try:
-            interactive = stream.isatty()
-        except (AttributeError, ValueError):
-            interactive = False
+        interactive = isatty(stream)
     if not interactive:
         return ProgressDisplay()
     if use_rich is None:

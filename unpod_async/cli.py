@@ -11,83 +11,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import math
 import os
 import re
-import signal
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import Any, NoReturn
 
-import msgspec
-
+from . import _commands
+from ._commands import (
+    DEMO_NAME,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
 from ._errors import UnpodError
-from ._progress import open_display
+from ._export import FORMATS
+from ._params import BASE_URL_ENV, ORG_ENV, TOKEN_ENV
+from ._redact import Redactor
 from ._version import __version__
 
-if TYPE_CHECKING:
-    from ._client import UnpodClient
-    from ._export import ExportStats
-
 __all__ = ["main"]
-
-TOKEN_ENV = "UNPOD_API_TOKEN"  # noqa: S105 (a variable's name, not a secret)
-ORG_ENV = "UNPOD_ORG_HANDLE"
-BASE_URL_ENV = "UNPOD_BASE_URL"
-
-Format = Literal["jsonl", "csv", "parquet"]
-FORMATS = ("jsonl", "csv", "parquet")
-_EXTENSIONS: dict[str, Format] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".parquet": "parquet",
-}
-_SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
-DEMO_NAME = "unpod-demo-export"
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-class UsageError(Exception):
-    """A command line that cannot work (exit code 2), found before any request."""
-
-
-# --- secrets ------------------------------------------------------------------------------
-
-
-class _Redactor:
-    """Replaces every known secret in a text with ``<redacted>``.
-
-    Only whole occurrences count (not inside a longer word), so that a short test token
-    such as ``x`` does not mangle every message that happens to contain the letter.
-    """
-
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add(self, secret: str | None) -> None:
-        if secret and secret.strip():
-            self._secrets.update((secret, secret.strip()))
-            # Longest first, so a secret that contains another is replaced whole.
-            alternatives = "|".join(
-                re.escape(s) for s in sorted(self._secrets, key=len, reverse=True)
-            )
-            self._pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
-
-    def __call__(self, text: str) -> str:
-        return text if self._pattern is None else self._pattern.sub("<redacted>", text)
+# --- logging ------------------------------------------------------------------------------
 
 
 class _StderrHandler(logging.Handler):
@@ -102,7 +56,7 @@ class _StderrHandler(logging.Handler):
 
 
 class _RedactingFilter(logging.Filter):
-    def __init__(self, redact: _Redactor) -> None:
+    def __init__(self, redact: Redactor) -> None:
         super().__init__()
         self._redact = redact
 
@@ -200,20 +154,13 @@ def parse_date(text: str) -> float:
     return when.timestamp()
 
 
-def format_for(output: str) -> Format:
-    """The export format an output name implies: by extension, else JSONL."""
-    if output == "-":
-        return "jsonl"
-    return _EXTENSIONS.get(Path(output).suffix.lower(), "jsonl")
-
-
 # --- the parser ---------------------------------------------------------------------------
 
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose error messages are scrubbed of secrets."""
 
-    redact: _Redactor | None = None
+    redact: Redactor | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # No abbreviations: `--tok X` would hide a token from the scrubbing in `main`.
@@ -341,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--deadline", type=_positive_float, metavar="SECONDS", help="give up after this long"
     )
     _add_filters(export)
-    export.set_defaults(handler=_cmd_export)
+    export.set_defaults(handler=_commands.run_export)
 
     get = tasks_cmds.add_parser(
         "get", parents=[common], help="print one page of a space's tasks as JSON"
@@ -350,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--page", type=_positive_int, default=1, metavar="N")
     get.add_argument("--page-size", type=_positive_int, default=20, metavar="N")
     _add_filters(get)
-    get.set_defaults(handler=_cmd_get)
+    get.set_defaults(handler=_commands.run_get)
 
     # spaces / orgs
     spaces = commands.add_parser("spaces", help="the spaces of an organization")
@@ -359,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="list the spaces of --org-handle"
     )
     spaces_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    spaces_list.set_defaults(handler=_cmd_spaces)
+    spaces_list.set_defaults(handler=_commands.run_spaces)
 
     orgs = commands.add_parser("orgs", help="the organizations of the token")
     orgs_cmds = orgs.add_subparsers(dest="orgs_command", metavar="ACTION", required=True)
@@ -367,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="list the organizations the token belongs to"
     )
     orgs_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    orgs_list.set_defaults(handler=_cmd_orgs)
+    orgs_list.set_defaults(handler=_commands.run_orgs)
 
     # demo / simulate
     demo = commands.add_parser(
@@ -386,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--format", choices=FORMATS, help="default: from the extension, else jsonl")
     demo.add_argument("--page-size", type=_positive_int, default=100, metavar="N")
-    demo.set_defaults(handler=_cmd_demo)
+    demo.set_defaults(handler=_commands.run_demo)
 
     simulate = commands.add_parser(
         "simulate",
@@ -400,254 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--latency-ms", type=_non_negative_float, default=0.0, metavar="X")
     simulate.add_argument("--fault-rate", type=_fraction, default=0.0, metavar="F")
     simulate.add_argument("--page-size-cap", type=_positive_int, metavar="N")
-    simulate.set_defaults(handler=_cmd_simulate)
+    simulate.set_defaults(handler=_commands.run_simulate)
     return parser
-
-
-# --- building a client --------------------------------------------------------------------
-
-
-def _client_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for name in ("concurrency", "timeout", "max_retries"):
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    return options
-
-
-def _client(args: argparse.Namespace) -> UnpodClient:
-    from ._client import UnpodClient
-
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
-    if not token or not token.strip():
-        raise UsageError(f"no API token: pass --token or set {TOKEN_ENV}")
-    org = args.org_handle if args.org_handle is not None else os.environ.get(ORG_ENV)
-    return UnpodClient(token, org or None, base_url=args.base_url or None, **_client_options(args))
-
-
-def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    statuses = None
-    if args.status:
-        statuses = [s.strip() for item in args.status for s in item.split(",") if s.strip()]
-        if not statuses:
-            raise UsageError("--status needs at least one status")
-    return {
-        "status": statuses,
-        "call_type": args.call_type,
-        "created_after": args.since,
-        "created_before": args.until,
-        "search": args.search,
-    }
-
-
-# --- printing -----------------------------------------------------------------------------
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def _write_stdout(data: bytes) -> None:
-    """Bytes to stdout as they are (JSON is UTF-8 whatever the terminal's encoding)."""
-    sys.stdout.flush()
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is not None:
-        buffer.write(data)
-        buffer.flush()
-    else:
-        sys.stdout.write(data.decode())
-        sys.stdout.flush()
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=False)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in [headers, *rows]
-    ]
-    return "\n".join(lines)
-
-
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
-def summary_line(stats: ExportStats) -> str:
-    """One line saying what an export did."""
-    where = "stdout" if stats.path in (None, "-") else stats.path
-    line = (
-        f"exported {_plural(stats.tasks, 'task')} ({stats.expected} expected) "
-        f"from {_plural(stats.pages, 'page')} to {where} in {stats.seconds:.1f}s "
-        f"({stats.tasks_per_second:,.0f} tasks/s), {_plural(stats.retries, 'retry', 'retries')}, "
-        f"{_plural(stats.duplicates, 'duplicate')} dropped"
-    )
-    if stats.recovered:
-        line += f", {stats.recovered} recovered in {_plural(stats.passes, 'pass', 'passes')}"
-    if stats.resumed_pages:
-        line += f", {_plural(stats.resumed_pages, 'page')} resumed from a checkpoint"
-    return line
-
-
-# --- commands -----------------------------------------------------------------------------
-
-
-async def _cmd_export(args: argparse.Namespace) -> int:
-    output: str = args.output
-    fmt: Format = args.format or format_for(output)
-    filters = _filters(args)
-    # JSONL on the terminal itself: a live display would tear through it.
-    interactive = False if output == "-" and _isatty(sys.stdout) else None
-    async with _client(args) as client:
-        with open_display(interactive=interactive) as display:
-            stats = await client.export_tasks(
-                args.space_token,
-                output,
-                format=fmt,
-                page_size=args.page_size,
-                resume=args.resume,
-                deadline=args.deadline,
-                progress=display.update,
-                **filters,
-            )
-    _err(summary_line(stats))
-    return EXIT_OK
-
-
-async def _cmd_get(args: argparse.Namespace) -> int:
-    filters = _filters(args)
-    async with _client(args) as client:
-        page = await client.get_tasks(
-            args.space_token, page=args.page, page_size=args.page_size, **filters
-        )
-    _write_stdout(msgspec.json.format(msgspec.json.encode(page), indent=2) + b"\n")
-    return EXIT_OK
-
-
-async def _cmd_spaces(args: argparse.Namespace) -> int:
-    client = _client(args)
-    if not client.org_handle:
-        await client.aclose()
-        raise UsageError(f"spaces list needs --org-handle or {ORG_ENV}")
-    async with client:
-        spaces = await client.list_spaces()
-    if args.json:
-        _write_stdout(msgspec.json.format(msgspec.json.encode(spaces), indent=2) + b"\n")
-    else:
-        print(_table(("TOKEN", "NAME"), [(s.token, s.name or "") for s in spaces]))
-    return EXIT_OK
-
-
-async def _cmd_orgs(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        orgs = await client.list_organizations()
-    if args.json:
-        _write_stdout(msgspec.json.format(msgspec.json.encode(orgs), indent=2) + b"\n")
-    else:
-        print(_table(("HANDLE", "NAME"), [(o.domain_handle, o.name or "") for o in orgs]))
-    return EXIT_OK
-
-
-def _demo_destination(output: str | None, fmt: Format | None) -> tuple[Path, Format]:
-    """Where the demo writes, and in which format."""
-    if output is None:
-        folder = Path.cwd()
-        if not os.access(folder, os.W_OK):
-            folder = Path(tempfile.gettempdir())
-        fmt = fmt or "jsonl"
-        return folder / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt
-    path = Path(output).expanduser()
-    if path.is_dir():
-        fmt = fmt or "jsonl"
-        return path / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt
-    return path, fmt or format_for(output)
-
-
-async def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._client import UnpodClient
-    from .testing import serve
-
-    path, fmt = _demo_destination(args.output, args.format)
-    options = {"concurrency": 16, **_client_options(args)}
-    print(f"starting the Unpod simulator with {args.tasks:,} tasks (5 ms latency, 1% faults)")
-    async with serve(tasks=args.tasks, latency=0.005, fault_rate=0.01) as sim:
-        client = UnpodClient(sim.token, sim.org_handle, base_url=sim.base_url, **options)
-        async with client:
-            print(f"exporting space {sim.space_token} from {sim.base_url} to {path}", flush=True)
-            with open_display() as display:
-                stats = await client.export_tasks(
-                    sim.space_token,
-                    path,
-                    format=fmt,
-                    page_size=args.page_size,
-                    progress=display.update,
-                )
-    print(f"file:       {stats.path or path}")
-    print(
-        f"tasks:      {stats.tasks:,} of {stats.expected:,} expected ({fmt}, {stats.bytes:,} bytes)"
-    )
-    print(
-        f"throughput: {stats.tasks_per_second:,.0f} tasks/s ({stats.seconds:.2f}s, "
-        f"{_plural(stats.pages, 'page')}, {_plural(stats.retries, 'retry', 'retries')} "
-        f"of injected faults, {_plural(stats.duplicates, 'duplicate')} dropped)"
-    )
-    return EXIT_OK
-
-
-async def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .testing import serve
-
-    async with serve(
-        tasks=args.tasks,
-        host=args.host,
-        port=args.port,
-        latency=args.latency_ms / 1000,
-        fault_rate=args.fault_rate,
-        page_size_cap=args.page_size_cap,
-    ) as sim:
-        print(
-            f"Unpod simulator serving {args.tasks:,} tasks at {sim.base_url} (Ctrl-C to stop)\n"
-            f"  base URL:     {sim.base_url}\n"
-            f"  token:        {sim.token}\n"
-            f"  org handle:   {sim.org_handle}\n"
-            f"  space token:  {sim.space_token}\n"
-            "try:\n"
-            f"  export {BASE_URL_ENV}={sim.base_url} {TOKEN_ENV}={sim.token} "
-            f"{ORG_ENV}={sim.org_handle}\n"
-            f"  unpod-async tasks export {sim.space_token} --output tasks.jsonl",
-            flush=True,
-        )
-        stop = asyncio.Event()
-        with contextlib.suppress(NotImplementedError, AttributeError, RuntimeError):
-            # `docker stop` and service managers send SIGTERM: stop as cleanly as on Ctrl-C.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
-    _err("simulator stopped")
-    return EXIT_OK
-
-
-# --- entry point --------------------------------------------------------------------------
-
-
-def _interrupt_hint(args: argparse.Namespace) -> str:
-    if getattr(args, "handler", None) is _cmd_export:
-        if args.resume:
-            return "interrupted; rerun the same command with --resume to continue"
-        if args.output != "-":
-            return (
-                "interrupted; the destination was left untouched "
-                "(use --resume to make long exports resumable)"
-            )
-    return "interrupted"
 
 
 def _fill_defaults(args: argparse.Namespace) -> None:
@@ -659,8 +360,8 @@ def _fill_defaults(args: argparse.Namespace) -> None:
         args.verbose = 0
 
 
-@contextlib.contextmanager
-def _logging(verbosity: int, redact: _Redactor) -> Iterator[None]:
+@contextmanager
+def _logging(verbosity: int, redact: Redactor) -> Iterator[None]:
     logger = logging.getLogger("unpod_async")
     if not verbosity:
         yield
@@ -685,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    redact = _Redactor()
+    redact = Redactor()
     redact.add(os.environ.get(TOKEN_ENV))
     for token in _tokens_in(argv):
         redact.add(token)
@@ -705,25 +406,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(handler(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         if args.command == "simulate":
-            _err("simulator stopped")
+            _commands.err("simulator stopped")
             return EXIT_OK
-        _err(_interrupt_hint(args))
+        _commands.err(_commands.interrupt_hint(args))
         return EXIT_INTERRUPTED
     except UnpodError as exc:
-        _err(f"error: {redact(str(exc))}")
+        _commands.err(f"error: {redact(str(exc))}")
         return EXIT_ERROR
     except (UsageError, ValueError, TypeError) as exc:
-        _err(f"error: {redact(str(exc))}")
+        _commands.err(f"error: {redact(str(exc))}")
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python's final flush of
         # stdout from raising again at exit.
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
     except OSError as exc:
-        _err(f"error: {redact(str(exc))}")
+        _commands.err(f"error: {redact(str(exc))}")
         return EXIT_ERROR
 
 

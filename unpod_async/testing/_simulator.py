@@ -7,11 +7,8 @@ import contextlib
 import gc
 import inspect
 import random
-import socket
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final
 
@@ -19,42 +16,29 @@ import msgspec
 from aiohttp import web
 
 from ._data import TaskRecord, make_record, render_task
+from ._faults import (
+    FAULT_KINDS,
+    IMMEDIATE,
+    JSON,
+    RESET,
+    Aborted,
+    Fault,
+    fetch_failed,
+    immediate_response,
+    json_response,
+    random_fault,
+    reset_mid_body,
+    slow_body,
+)
 
 __all__ = ["FAULT_KINDS", "Fault", "RequestRecord", "Simulator", "serve"]
 
 API_PREFIX: Final = "/api/v2/platform/"
 
-#: Every fault kind understood by :class:`Fault` (and usable in ``fault_kinds``).
-FAULT_KINDS: Final = frozenset(
-    {
-        "status",
-        "206",
-        "429",
-        "reset",
-        "reset_mid_body",
-        "truncated",
-        "malformed",
-        "html200",
-        "stall",
-        "slow_body",
-        "empty",
-    }
-)
-
-# Faults answered without computing the page.
-_IMMEDIATE: Final = frozenset({"status", "206", "429", "reset", "malformed", "html200", "empty"})
-
 # aiohttp transparently retries an idempotent request once when the connection drops before
 # the response; a "reset" fault also resets that retry if it comes within this many seconds.
 _ECHO_WINDOW: Final = 2.0
 
-_JSON: Final = "application/json"
-_HTML: Final = "text/html"
-_MALFORMED_BODY: Final = b'{"count": 3, "data": [ {"_id": '
-_HTML200_BODY: Final = (
-    b"<!DOCTYPE html>\n<html><head><title>Unpod</title></head>"
-    b"<body><h1>Welcome to Unpod</h1><p>Please sign in to continue.</p></body></html>\n"
-)
 _TASKS_OK_HEAD: Final = (
     b'{"count":%d,"status_code":200,"message":"Tasks Fetched Successfully","data":['
 )
@@ -62,46 +46,6 @@ _TASKS_OK_TAIL: Final = b"]}"
 _SPACE_CREATED: Final = "2025-06-01T12:00:00Z"
 
 _encode = msgspec.json.Encoder().encode
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A scripted fault for ``GET .../spaces/{space_token}/tasks/`` requests.
-
-    Faults in :attr:`Simulator.faults` are checked in list order; the first whose ``page``
-    matches (``None`` matches any request) is applied and its ``times`` decremented (it is
-    replaced by a copy with ``times - 1``, or removed from the list once used up).
-
-    Kinds:
-
-    - ``status``: HTTP ``status`` (503) with a small HTML page (``text/html``).
-    - ``206``: 206 "Tasks Fetch Failed" with ``data.errors``/``errors`` = "database timeout";
-      another ``message`` (e.g. "Invalid Space Token") gives ``data: {}`` instead.
-    - ``429``: 429 ``{"message": "Request was throttled.", ...}`` + ``Retry-After`` header.
-    - ``reset``: connection reset (RST) without a response (see
-      :attr:`Simulator.reset_includes_auto_retry`).
-    - ``reset_mid_body``: headers with the full Content-Length, half the body, then close.
-    - ``truncated``: 200 with the first half of the page; Content-Length matches the half.
-    - ``malformed``: 200 ``application/json`` with invalid JSON.
-    - ``html200``: 200 with an HTML page (``text/html``).
-    - ``stall``: sleep ``delay`` seconds, then answer normally.
-    - ``slow_body``: headers at once, then the body one byte every ``delay`` seconds.
-    - ``empty``: 200 with an empty body.
-    """
-
-    kind: str
-    page: int | None = None
-    times: int = 1
-    status: int = 503
-    retry_after: str | None = "0.05"
-    message: str | None = None
-    delay: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(
-                f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}"
-            )
 
 
 @dataclass(slots=True)
@@ -122,9 +66,6 @@ class RequestRecord:
     fault: str | None = None
 
 
-_RESET: Final = Fault("reset")
-
-
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic GC during bulk generation: the new objects hold no cycles, and full
@@ -136,10 +77,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-class _Aborted(web.Response):
-    """Returned after the transport was torn down: aiohttp's attempt to send it fails quietly."""
 
 
 class _BadRequest(Exception):
@@ -201,7 +138,7 @@ class Simulator:
         self.fault_rate = fault_rate
         self.fault_kinds: tuple[str, ...] = tuple(fault_kinds)
         for kind in self.fault_kinds:
-            _random_fault(kind, retry_after)  # validate early
+            random_fault(kind, retry_after)  # validate early
         self.retry_after = retry_after
         self.count_offset = count_offset
         self.faults: list[Fault] = []
@@ -365,14 +302,14 @@ class Simulator:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         resp = await self._dispatch(request, record)
-        if not isinstance(resp, _Aborted) and not record.status:
+        if not isinstance(resp, Aborted) and not record.status:
             record.status = resp.status
         return resp
 
     async def _dispatch(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
         path = request.path
         if not path.startswith(API_PREFIX):
-            return _json(404, {"message": "Not found."})
+            return json_response(404, {"message": "Not found."})
         parts = path[len(API_PREFIX) :].split("/")
         route: str | None = None
         space = ""
@@ -384,9 +321,9 @@ class Simulator:
             route = "tasks"
             space = parts[1]
         if route is None:
-            return _json(404, {"message": "Not found."})
+            return json_response(404, {"message": "Not found."})
         if request.method != "GET":
-            return _json(
+            return json_response(
                 405, {"message": f'Method "{request.method}" not allowed.', "status_code": 405}
             )
         denied = self._check_auth(request)
@@ -409,7 +346,7 @@ class Simulator:
             message = "Invalid token."
         else:
             return None
-        return _json(
+        return json_response(
             401, {"message": message, "status_code": 401}, headers={"WWW-Authenticate": "Token"}
         )
 
@@ -421,7 +358,7 @@ class Simulator:
             "domain_handle": self.org_handle,
             "privacy_type": "private",
         }
-        return _json(
+        return json_response(
             200,
             {
                 "count": 1,
@@ -434,9 +371,11 @@ class Simulator:
     def _spaces(self, request: web.Request) -> web.Response:
         handle = request.headers.get("Org-Handle")
         if not handle:
-            return _json(400, {"message": "Org-Handle header is required", "status_code": 400})
+            return json_response(
+                400, {"message": "Org-Handle header is required", "status_code": 400}
+            )
         if handle != self.org_handle:
-            return _json(404, {"message": "Organization not found"})
+            return json_response(404, {"message": "Organization not found"})
         space = {
             "name": "Demo space",
             "token": self.space_token,
@@ -445,7 +384,7 @@ class Simulator:
             "privacy_type": "private",
             "created": _SPACE_CREATED,
         }
-        return _json(
+        return json_response(
             200,
             {
                 "count": 1,
@@ -460,11 +399,13 @@ class Simulator:
     ) -> web.StreamResponse:
         query = record.query
         if space != self.space_token:
-            return _json(206, {"status_code": 206, "message": "Invalid Space Token", "data": {}})
+            return json_response(
+                206, {"status_code": 206, "message": "Invalid Space Token", "data": {}}
+            )
         page = _parse_int(query.get("page", "1"))
         record.page = page
         if "space_id" in query:
-            return _json(400, {"message": "space_id must not be sent", "status_code": 400})
+            return json_response(400, {"message": "space_id must not be sent", "status_code": 400})
 
         if self._reset_echo:
             deadline = self._reset_echo.pop(request.path_qs, None)
@@ -472,12 +413,12 @@ class Simulator:
                 # aiohttp's own immediate retry of a reset GET: reset it too, so that the
                 # client code sees the connection error.
                 record.fault = "reset"
-                return self._immediate_fault(request, record, _RESET)
+                return immediate_response(request, record, RESET)
 
         fault = self._take_fault(page)
         if fault is not None:
             record.fault = fault.kind
-            if fault.kind in _IMMEDIATE:
+            if fault.kind in IMMEDIATE:
                 if fault.kind == "reset" and self.reset_includes_auto_retry:
                     now = asyncio.get_running_loop().time()
                     echoes = self._reset_echo
@@ -485,7 +426,7 @@ class Simulator:
                         for stale in [k for k, v in echoes.items() if v < now]:
                             del echoes[stale]
                     echoes[request.path_qs] = now + _ECHO_WINDOW
-                return self._immediate_fault(request, record, fault)
+                return immediate_response(request, record, fault)
             if fault.kind == "stall":
                 await asyncio.sleep(fault.delay)
 
@@ -501,7 +442,7 @@ class Simulator:
                 size = cap
             key = _filter_key(query)
         except _BadRequest as exc:
-            return _fetch_failed(str(exc))
+            return fetch_failed(str(exc))
 
         hook = self.on_request
         if hook is not None:
@@ -526,12 +467,12 @@ class Simulator:
         )
         if fault is not None:
             if fault.kind == "truncated":
-                return web.Response(status=200, body=body[: len(body) // 2], content_type=_JSON)
+                return web.Response(status=200, body=body[: len(body) // 2], content_type=JSON)
             if fault.kind == "reset_mid_body":
-                return await _reset_mid_body(request, record, body)
+                return await reset_mid_body(request, record, body)
             if fault.kind == "slow_body":
-                return await _slow_body(request, record, body, fault.delay)
-        return web.Response(status=200, body=body, content_type=_JSON)
+                return await slow_body(request, record, body, fault.delay)
+        return web.Response(status=200, body=body, content_type=JSON)
 
     def _take_fault(self, page: int | None) -> Fault | None:
         for index, fault in enumerate(self.faults):
@@ -544,40 +485,8 @@ class Simulator:
             return fault
         if self.fault_rate > 0 and self.fault_kinds and self._fault_rng.random() < self.fault_rate:
             kind = self.fault_kinds[int(self._fault_rng.random() * len(self.fault_kinds))]
-            return _random_fault(kind, self.retry_after)
+            return random_fault(kind, self.retry_after)
         return None
-
-    def _immediate_fault(
-        self, request: web.Request, record: RequestRecord, fault: Fault
-    ) -> web.Response:
-        kind = fault.kind
-        if kind == "status":
-            try:
-                phrase = HTTPStatus(fault.status).phrase
-            except ValueError:
-                phrase = "Error"
-            html = f"<html><body><h1>{fault.status} {phrase}</h1></body></html>"
-            return web.Response(status=fault.status, text=html, content_type=_HTML)
-        if kind == "206":
-            message = fault.message
-            if message is None or message == "Tasks Fetch Failed":
-                return _fetch_failed("database timeout")
-            return _json(206, {"status_code": 206, "message": message, "data": {}})
-        if kind == "429":
-            headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
-            return _json(
-                429, {"message": "Request was throttled.", "status_code": 429}, headers=headers
-            )
-        if kind == "malformed":
-            return web.Response(status=200, body=_MALFORMED_BODY, content_type=_JSON)
-        if kind == "html200":
-            return web.Response(status=200, body=_HTML200_BODY, content_type=_HTML)
-        if kind == "empty":
-            return web.Response(status=200, body=b"", content_type=_JSON)
-        # "reset": tear the connection down (RST) without sending anything.
-        _abort(request)
-        record.status = 0
-        return _Aborted()
 
     def _select(self, key: _FilterKey) -> list[TaskRecord]:
         statuses, call_type, from_ts, to_ts, search = key
@@ -604,31 +513,6 @@ class Simulator:
             self._filter_cache.clear()
         self._filter_cache[key] = out
         return out
-
-
-def _random_fault(kind: str, retry_after: str | None) -> Fault:
-    """A fault for ``fault_rate``; ``"503"``/``"502"``/... are shorthands for kind "status"."""
-    if kind.isdigit() and kind not in FAULT_KINDS:
-        return Fault("status", status=int(kind))
-    return Fault(kind, retry_after=retry_after)
-
-
-def _json(
-    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(status=status, body=_encode(payload), content_type=_JSON, headers=headers)
-
-
-def _fetch_failed(errors: str) -> web.Response:
-    return _json(
-        206,
-        {
-            "status_code": 206,
-            "message": "Tasks Fetch Failed",
-            "data": {"errors": errors},
-            "errors": errors,
-        },
-    )
 
 
 def _parse_int(text: str) -> int | None:
@@ -664,53 +548,6 @@ def _filter_key(query: dict[str, str]) -> _FilterKey:
         _parse_ts(query, "to_ts"),
         needle or None,
     )
-
-
-def _abort(request: web.Request) -> None:
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):  # SO_LINGER 0: closing sends RST, not FIN
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
-async def _reset_mid_body(
-    request: web.Request, record: RequestRecord, body: bytes
-) -> web.StreamResponse:
-    resp = web.StreamResponse(status=200)
-    resp.content_type = _JSON
-    resp.content_length = len(body)
-    record.status = 200
-    try:
-        await resp.prepare(request)
-        await resp.write(body[: len(body) // 2])
-    except ConnectionError:
-        return resp
-    transport = request.transport
-    if transport is not None:
-        transport.close()  # flushes the half body, then FIN
-    return resp
-
-
-async def _slow_body(
-    request: web.Request, record: RequestRecord, body: bytes, delay: float
-) -> web.StreamResponse:
-    resp = web.StreamResponse(status=200)
-    resp.content_type = _JSON
-    resp.content_length = len(body)
-    record.status = 200
-    try:
-        await resp.prepare(request)
-        for i in range(len(body)):
-            await resp.write(body[i : i + 1])
-            await asyncio.sleep(delay)
-        await resp.write_eof()
-    except ConnectionError:
-        pass
-    return resp
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""Planning and fan-out of a whole-space pull, and the drift handling around it.
+"""The page engine: planning and fan-out of a whole-space pull, and the drift handling around it.
 
 A pass fetches page 1 to learn ``count`` and the page size the server really serves, then keeps
 a window of pages in flight ahead of the consumer and hands them over in server order. The
@@ -8,22 +8,32 @@ million coroutines. A pass ends at the first short or empty page, whatever ``cou
 Tasks are newest first, so inserts push old tasks to later pages (seen twice: dropped by
 key) and deletes pull them to earlier ones (skipped: found again by a re-read pass). A pull
 re-reads until a pass adds nothing new while the count holds still, up to ``max_passes``.
+
+The engine knows nothing of HTTP or of what a page holds: it is given a ``fetch(number, size)``
+and pages carrying a count and one key per task. :func:`stream_pages` binds it to a
+:class:`~unpod_async._request.Requester` and a decoder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from ._models import Key
+from ._decode import Key, PageDecoder
+from ._errors import DeadlineExceededError
+from ._request import Requester
+from ._seen import SeenKeys
+
+__all__ = ["Page", "PullStats", "ResumePoint", "pull", "stream_pages"]
 
 logger = logging.getLogger("unpod_async")
 
 P = TypeVar("P")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -42,23 +52,38 @@ class PullStats:
 
 @dataclass(slots=True)
 class Page(Generic[P]):
-    """One fetched page: its number, the server's ``count``, and the dedupe key of each task."""
+    """One fetched page: its number, the server's ``count``, each task's dedupe key, the
+    consumer's view of it, and (once delivered) which of its tasks are new."""
 
     number: int
     count: int
     keys: Sequence[Key]
     payload: P = field(repr=False)
     pass_no: int = 1
+    _new: list[int] | None = field(default=None, repr=False)  # None: every task is new
 
     @property
     def size(self) -> int:
         return len(self.keys)
 
+    @property
+    def all_new(self) -> bool:
+        return self._new is None
+
+    @property
+    def n_new(self) -> int:
+        return self.size if self._new is None else len(self._new)
+
+    def select(self, items: Sequence[T]) -> Sequence[T]:
+        """The items (one per task of this page) of the tasks not delivered before."""
+        new = self._new
+        return items if new is None else [items[i] for i in new]
+
 
 Fetch = Callable[[int, int], Awaitable[Page[P]]]
 
 
-def _ceil_div(count: int, size: int) -> int:
+def ceil_div(count: int, size: int) -> int:
     # Integer arithmetic: a count of 10**400 is absurd but must not raise OverflowError.
     return -(-count // max(1, size))
 
@@ -72,89 +97,6 @@ class ResumePoint:
     count: int
     dirty: bool = False  # the interrupted pass had already seen drift
     pass_complete: bool = False
-
-
-class SeenKeys:
-    """The keys of every task yielded so far, kept compact.
-
-    Keys are held as their 64-bit hashes: the newest up to 2**13 in a set (checked a page at
-    a time in C), older ones in an open-addressing table of 8-byte slots (half full at most):
-    about 16 bytes a task, 4.4 MB for 200,000 tasks (a set of the strings would take ~60 MB;
-    a set of the hashes, 8.7 MB at 2**17, for 0.04 s less per 200,000 keys). Two
-    distinct keys share a 64-bit hash with odds near n**2 / 2**65: about 1e-8 for half a
-    million tasks.
-    """
-
-    __slots__ = ("_mask", "_recent", "_slots", "_stored")
-    _RECENT_MAX = 1 << 13
-
-    def __init__(self) -> None:
-        self._recent: set[int] = set()
-        self._stored = 0
-        self._mask = 0
-        self._slots = memoryview(bytearray(8)).cast("q")
-
-    def __len__(self) -> int:
-        return len(self._recent) + self._stored
-
-    def add_page(self, keys: Sequence[Key]) -> list[int] | None:
-        """Record a page's keys; return the indexes of the new ones, or None if all are new."""
-        recent = self._recent
-        if not self._stored and None not in keys:
-            # The common case in C: a page of distinct keys none of which was seen before.
-            hashes = set(map(hash, keys))
-            if len(hashes) == len(keys) and recent.isdisjoint(hashes):
-                recent |= hashes
-                self._compact()
-                return None
-        fresh: list[int] | None = None
-        slots, mask, stored = self._slots, self._mask, self._stored
-        for i, key in enumerate(keys):
-            if key is None:  # no identity to dedupe on: always yielded
-                if fresh is not None:
-                    fresh.append(i)
-                continue
-            h = hash(key) or 1  # 0 marks an empty slot
-            seen = h in recent
-            if not seen and stored:
-                j = h & mask
-                while (v := slots[j]) and v != h:
-                    j = (j + 1) & mask
-                seen = v == h
-            if seen:
-                if fresh is None:
-                    fresh = list(range(i))
-                continue
-            recent.add(h)
-            if fresh is not None:
-                fresh.append(i)
-        self._compact()
-        return fresh
-
-    def _compact(self) -> None:
-        """Move the set into the table once it is large: 8 bytes a key instead of ~70."""
-        if len(self._recent) <= self._RECENT_MAX:
-            return
-        needed = 2 * (self._stored + len(self._recent))
-        if needed > self._mask + 1:
-            capacity = 1 << max(needed - 1, 1).bit_length()
-            old = self._slots
-            self._slots = memoryview(bytearray(8 * capacity)).cast("q")
-            self._mask = capacity - 1
-            self._stored = 0
-            self._insert(v for v in old if v)
-        self._insert(self._recent)
-        self._recent.clear()
-
-    def _insert(self, hashes: Iterable[int]) -> None:
-        slots, mask = self._slots, self._mask
-        for h in hashes:
-            h = h or 1
-            j = h & mask
-            while slots[j]:
-                j = (j + 1) & mask
-            slots[j] = h
-            self._stored += 1
 
 
 async def one_pass(
@@ -176,7 +118,7 @@ async def one_pass(
     # Pages past the planned last one are probed, not flooded: one page, then a widening
     # run while they keep coming back full (an understated count), so an exact count costs
     # a single extra request to confirm the end.
-    limit = max(1, _ceil_div(count, size))
+    limit = max(1, ceil_div(count, size))
     if count % size == 0:
         limit += 1  # a full last page needs one more to confirm the end: send it with the tail
     probe = 1
@@ -216,19 +158,18 @@ async def pull(
     max_passes: int = 4,
     seen: SeenKeys | None = None,
     resume: ResumePoint | None = None,
-) -> AsyncGenerator[tuple[Page[P], list[int] | None], None]:
-    """Every page of a whole-space pull with the indexes of its tasks not yielded before.
+) -> AsyncGenerator[Page[P], None]:
+    """Every page of a whole-space pull, each marked with which of its tasks are new.
 
-    The second item is None when every task of the page is new (the common case), so the
-    caller can pass a whole page on without looking at each task. ``resume`` (with the
-    ``seen`` keys of what was already written) continues an interrupted pull.
+    ``resume`` (with the ``seen`` keys of what was already delivered) continues an
+    interrupted pull.
     """
     seen = SeenKeys() if seen is None else seen
     first_pass = 2 if resume is not None and resume.pass_complete else 1
     start = resume if resume is not None and not resume.pass_complete else None
     if resume is not None:
         stats.expected = resume.count
-        stats.planned_pages = max(1, _ceil_div(resume.count, resume.size))
+        stats.planned_pages = max(1, ceil_div(resume.count, resume.size))
     for pass_no in range(first_pass, max(max_passes, first_pass) + 1):
         stats.passes = pass_no
         count: int | None = start.count if start is not None else None
@@ -242,11 +183,11 @@ async def pull(
                     count = page.count
                     if pass_no == 1:
                         stats.expected = count
-                        stats.planned_pages = max(1, _ceil_div(count, page.size))
+                        stats.planned_pages = max(1, ceil_div(count, page.size))
                 elif page.count != count:
                     changed = True
-                fresh = seen.add_page(page.keys)
-                n_new = page.size if fresh is None else len(fresh)
+                page._new = seen.add_page(page.keys)
+                n_new = page.n_new
                 new += n_new
                 dups += page.size - n_new
                 if pass_no == 1:
@@ -254,7 +195,7 @@ async def pull(
                 else:
                     stats.recovered += n_new
                 stats.tasks += n_new
-                yield page, fresh
+                yield page
         settled = (dups == 0 if pass_no == 1 else new == 0) and not changed
         if settled:
             if pass_no > 1:
@@ -275,3 +216,63 @@ async def pull(
     logger.warning(
         "space still changing after %d passes; stopping with %d tasks", max_passes, stats.tasks
     )
+
+
+def stream_pages(
+    requester: Requester,
+    url_for: Callable[[int, int], str],
+    decode: PageDecoder[P],
+    *,
+    page_size: int,
+    window: int,
+    deadline: float | None,
+    stats: PullStats,
+    max_passes: int = 4,
+    seen: SeenKeys | None = None,
+    resume: ResumePoint | None = None,
+) -> AsyncGenerator[Page[P], None]:
+    """The pages of a whole pull, ``url_for(page, size)`` fetched through ``requester`` and
+    decoded with ``decode``; lazy, like every generator."""
+
+    async def run() -> AsyncGenerator[Page[P], None]:
+        loop = asyncio.get_running_loop()
+        until = None if deadline is None else loop.time() + deadline
+
+        async def fetch(number: int, size: int) -> Page[P]:
+            decoded = await requester.get(
+                url_for(number, size),
+                decode,
+                page=number,
+                stats=stats,
+                deadline=until,
+            )
+            stats.pages += 1
+            return Page(number, decoded.count, decoded.keys, decoded.payload)
+
+        try:
+            async with aclosing(
+                pull(
+                    fetch,
+                    page_size=page_size,
+                    window=window,
+                    stats=stats,
+                    max_passes=max_passes,
+                    seen=seen,
+                    resume=resume,
+                )
+            ) as pages:
+                async for page in pages:
+                    yield page
+        except DeadlineExceededError as exc:
+            failure = exc
+        else:
+            return
+        raise DeadlineExceededError(
+            f"deadline of {deadline:g}s reached after {stats.pages} pages and {stats.tasks} tasks",
+            url=failure.url,
+            page=failure.page,
+            pages=stats.pages,
+            tasks=stats.tasks,
+        )
+
+    return run()

@@ -1,0 +1,139 @@
+"""Decoding a page for each consumer, with decoders built once.
+
+A consumer asks for a page in the view it needs: typed :class:`~unpod_async.Task` Structs
+(iterators, lists, CSV, Parquet), the tasks' own bytes (lossless JSONL), or only the keys that
+deduplication needs (rebuilding a resumed export's state). Each view decodes only what it reads
+(msgspec skips the rest), and every page decode returns a :class:`Decoded` for the pager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import msgspec
+
+from ._models import Organization, Space, Task, TasksPage
+
+__all__ = [
+    "Decoded",
+    "Key",
+    "PageDecoder",
+    "RawTasks",
+    "decode_raw_page",
+    "decode_typed_page",
+]
+
+P = TypeVar("P")
+T = TypeVar("T")
+
+# A task's identity for dedupe: task_id, else _id, else its own JSON (a task with neither is
+# still yielded once; only an edit between two reads of it could make it look new).
+Key = str | bytes | None
+
+
+@dataclass(slots=True)
+class Decoded(Generic[P]):
+    """A decoded page: the server's ``count``, each task's dedupe key, the consumer's view,
+    and the envelope's own ``status_code`` (which ``_response`` checks)."""
+
+    count: int
+    keys: Sequence[Key]
+    payload: P
+    status_code: int | None = None
+
+
+PageDecoder = Callable[[bytes], Decoded[P]]
+
+
+class TaskKey(msgspec.Struct, gc=False):
+    """Only the two fields dedupe needs: decoding a page into these skips everything else."""
+
+    task_id: str | None = None
+    id: str | None = msgspec.field(default=None, name="_id")
+
+
+class RawPage(msgspec.Struct, gc=False):
+    """A page whose tasks stay as the exact bytes the server sent (for lossless export)."""
+
+    count: int = 0
+    status_code: int | None = None
+    message: str | None = None
+    data: list[msgspec.Raw] = []
+
+
+class KeysPage(msgspec.Struct, gc=False):
+    count: int = 0
+    data: list[TaskKey] = []
+
+
+class ListEnvelope(msgspec.Struct, Generic[T], gc=False):
+    """``{status_code, message, data: [...]}`` of the endpoints that are not paged."""
+
+    status_code: int | None = None
+    message: str | None = None
+    data: list[T] = []
+
+
+TASKS_PAGE_DECODER = msgspec.json.Decoder(TasksPage)
+RAW_PAGE_DECODER = msgspec.json.Decoder(RawPage)
+KEYS_PAGE_DECODER = msgspec.json.Decoder(KeysPage)
+KEYS_DECODER = msgspec.json.Decoder(list[TaskKey])
+TASKS_DECODER = msgspec.json.Decoder(list[Task])
+SPACES_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Space])
+ORGS_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Organization])
+_ENCODER = msgspec.json.Encoder()
+
+
+def typed_keys(tasks: Sequence[Task]) -> list[Key]:
+    keys: list[Key] = [task.task_id or task.id for task in tasks]
+    if None in keys:
+        keys = [
+            k if k is not None else _ENCODER.encode(t) for k, t in zip(keys, tasks, strict=True)
+        ]
+    return keys
+
+
+def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key]]:
+    """The count and the keys of a page whose tasks are kept raw: one typed decode, no
+    per-task call."""
+    page: KeysPage = KEYS_PAGE_DECODER.decode(body)
+    keys: list[Key] = [k.task_id or k.id for k in page.data]
+    if None in keys:
+        keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
+    return page.count, keys
+
+
+def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
+    page: TasksPage = TASKS_PAGE_DECODER.decode(body)
+    return Decoded(page.count, typed_keys(page.data), page, page.status_code)
+
+
+@dataclass(slots=True)
+class RawTasks:
+    """A page's tasks as the server's own bytes; ``multiline`` if any contains a line break."""
+
+    data: list[msgspec.Raw]
+    multiline: bool
+
+
+_ASCII = bytes(range(128))
+
+
+def check_utf8(body: bytes) -> None:
+    """Refuse a body that is not UTF-8: passed through, it would make the JSONL invalid.
+
+    msgspec does not look inside the strings a Raw skips over. Decoding a whole page costs
+    ~0.8 ms once it holds a character beyond the BMP; decoding only its non-ASCII bytes costs
+    ~0.15 ms and catches every malformed sequence but one split across two runs of them.
+    """
+    if not body.isascii():
+        body.translate(None, _ASCII).decode("utf-8")
+
+
+def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
+    page: RawPage = RAW_PAGE_DECODER.decode(body)
+    check_utf8(body)
+    count, keys = raw_keys(body, page.data)
+    return Decoded(count, keys, RawTasks(page.data, b"\n" in body), page.status_code)
