@@ -138,7 +138,8 @@ async def test_tasks_without_underscore_id_dedupe_on_task_id() -> None:
 
 async def test_tasks_without_any_id_are_not_repeated_by_a_reread() -> None:
     # No task_id and no _id: identity falls back to the task's own JSON, so a drift-triggered
-    # second pass does not yield every task again (typed path and raw JSONL export alike).
+    # re-read (around the boundaries the moved count made suspect) does not yield every task
+    # again (typed path and raw JSONL export alike).
     tasks = [{"status": "completed", "input": {"n": i}} for i in range(250)]
     requests = 0
 
@@ -159,7 +160,7 @@ async def test_tasks_without_any_id_are_not_repeated_by_a_reread() -> None:
         requests = 0
         out = io.BytesIO()
         stats = await client.export_tasks("space", out, page_size=100)
-    assert stats.passes == 2
+    assert stats.repairs >= 1  # the moved count made it read part of the space again
     assert [json.loads(line)["input"] for line in out.getvalue().splitlines()] == [
         t["input"] for t in tasks
     ]

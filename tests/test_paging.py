@@ -217,13 +217,17 @@ async def test_concurrency_bounds_single_page_calls_too() -> None:
     assert tracer.peak == 2
 
 
-async def test_iter_tasks_keeps_about_two_windows_of_pages() -> None:
+async def test_iter_tasks_reads_ahead_within_its_byte_budget() -> None:
+    # Fetched pages wait as bytes, bounded by read_ahead_bytes (plus the requests in flight,
+    # at most 2 x concurrency), not by a count of pages: a slow consumer never makes the
+    # client hold more than about the budget.
     concurrency = 2
     page_size = 100
     async with (
         traced(20_000, latency=0.001) as (sim, tracer),
-        make_client(sim, concurrency=concurrency) as client,
+        make_client(sim, concurrency=concurrency, read_ahead_bytes=1_000_000) as client,
     ):
+        page_bytes = len(b",".join(sim.tasks_json()[:page_size]))
         leads: list[int] = []
         count = 0
         async for task in client.iter_tasks(SPACE, page_size=page_size):
@@ -233,7 +237,7 @@ async def test_iter_tasks_keeps_about_two_windows_of_pages() -> None:
                 leads.append(tracer.max_page - (count // page_size + 1))
             count += 1
     assert count == len(sim) == 20_000
-    # Pages requested ahead of the one being consumed stay within the fetch window.
-    assert max(leads) <= 2 * concurrency + 1, max(leads)
+    budget_pages = -(-1_000_000 // page_bytes)
+    assert max(leads) <= budget_pages + 2 * concurrency + 1, max(leads)
     assert max(leads) >= concurrency  # and it does fetch ahead
     assert Counter(tracer.pages()).most_common(1)[0][1] == 1

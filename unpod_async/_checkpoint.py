@@ -53,8 +53,8 @@ class Checkpoint(msgspec.Struct, kw_only=True):
             self.pass_complete = self.dirty = True
             return
         if page.number == 1:
-            self.count = page.count
-            capped = 0 < page.size < page_size and page.count > page.size
+            self.count = page.count or 0
+            capped = 0 < page.size < page_size and (page.count or 0) > page.size
             self.size = page.size if capped else page_size
         self.dirty = self.dirty or not page.all_new or page.count != self.count
         self.next_page = page.number + 1

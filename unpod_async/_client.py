@@ -19,8 +19,9 @@ from ._decode import PageDecoder
 from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallback
 from ._limits import Gate
 from ._models import Organization, Space, Task, TasksPage
-from ._paging import Page, PullStats, ResumePoint, stream_pages
+from ._paging import Page, PullStats, ResumePoint
 from ._params import API_PREFIX, DEFAULT_BASE_URL, TaskFilter
+from ._pull import stream_pages
 from ._redact import Secret
 from ._request import Requester
 from ._retry import RetryPolicy
@@ -40,6 +41,7 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_READ_AHEAD_BYTES = 16 * 1024 * 1024
 
 
 class UnpodClient:
@@ -67,6 +69,7 @@ class UnpodClient:
         max_retry_delay: float = 8.0,
         max_retry_after: float = 120.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES,
         max_requests_per_minute: float | None = None,
         adaptive_concurrency: bool = False,
         allow_insecure_http: bool = False,
@@ -86,6 +89,7 @@ class UnpodClient:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.timeout = float(timeout)
         self.max_response_bytes = _params.check_positive("max_response_bytes", max_response_bytes)
+        self.read_ahead_bytes = _params.check_positive("read_ahead_bytes", read_ahead_bytes)
         if max_requests_per_minute is not None and not max_requests_per_minute > 0:
             raise ValueError("max_requests_per_minute must be > 0")
         headers = {"Accept": "application/json", "User-Agent": f"unpod-async/{__version__}"}
@@ -300,7 +304,8 @@ class UnpodClient:
             url_for,
             decode,
             page_size=page_size,
-            window=2 * self.concurrency,
+            concurrency=self.concurrency,
+            read_ahead_bytes=self.read_ahead_bytes,
             deadline=deadline,
             stats=stats,
             max_passes=max_passes,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -38,10 +38,14 @@ class Decoded(Generic[P]):
     """A decoded page: the server's ``count``, each task's dedupe key, the consumer's view,
     and the envelope's own ``status_code`` (which ``_response`` checks)."""
 
-    count: int
+    count: int | None
     keys: Sequence[Key]
     payload: P
-    status_code: int | None = None
+    status_code: object = None
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
 
 
 PageDecoder = Callable[[bytes], Decoded[P]]
@@ -57,14 +61,14 @@ class TaskKey(msgspec.Struct, gc=False):
 class RawPage(msgspec.Struct, gc=False):
     """A page whose tasks stay as the exact bytes the server sent (for lossless export)."""
 
-    count: int = 0
-    status_code: int | None = None
-    message: str | None = None
+    count: Any = None
+    status_code: Any = None
+    message: Any = None
     data: list[msgspec.Raw] = []
 
 
 class KeysPage(msgspec.Struct, gc=False):
-    count: int = 0
+    count: Any = None
     data: list[TaskKey] = []
 
 
@@ -95,7 +99,7 @@ def typed_keys(tasks: Sequence[Task]) -> list[Key]:
     return keys
 
 
-def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key]]:
+def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[Any, list[Key]]:
     """The count and the keys of a page whose tasks are kept raw: one typed decode, no
     per-task call."""
     page: KeysPage = KEYS_PAGE_DECODER.decode(body)

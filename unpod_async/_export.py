@@ -61,9 +61,12 @@ class ExportProgress:
 class ExportStats:
     """The figures of a finished export.
 
-    ``expected`` is the count the server reported; ``duplicates`` the tasks seen twice and
-    dropped; ``passes`` how many times the space was read (more than 1 means it drifted) and
-    ``recovered`` the tasks the extra passes found.
+    ``expected`` is the count page 1 reported and ``last_count`` the latest; ``duplicates``
+    the tasks seen twice and dropped; ``passes`` how many full passes were read;
+    ``repairs`` the re-reads around a boundary where the space's changes could have hidden a
+    task, and ``recovered`` the tasks they (or a re-read pass) found; ``arrivals`` the tasks
+    that arrived during the export, read from the head; ``missing`` how many fewer tasks than
+    ``last_count`` the file holds (0 when ``complete``).
     """
 
     tasks: int
@@ -78,6 +81,18 @@ class ExportStats:
     path: str | None
     format: str
     resumed_pages: int = 0
+    repairs: int = 0
+    arrivals: int = 0
+    rereads: int = 0
+    requests: int = 0
+    last_count: int | None = None
+    missing: int = 0
+    stopped: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the file holds at least as many tasks as the server last counted."""
+        return self.missing == 0 and self.stopped is None
 
     @property
     def tasks_per_second(self) -> float:
@@ -323,6 +338,13 @@ class ExportJob:
             path=str(self._file.dest) if self._file is not None else None,
             format=self.format,
             resumed_pages=self.resumed_pages,
+            repairs=stats.repairs,
+            arrivals=stats.arrivals,
+            rereads=stats.rereads,
+            requests=stats.requests,
+            last_count=stats.last_count,
+            missing=stats.missing,
+            stopped=stats.stopped,
         )
         logger.info(
             "exported %d tasks (%d expected) in %.2fs: %d pages, %d retries, %d duplicates dropped",

@@ -1,44 +1,64 @@
-"""The page engine: planning and fan-out of a whole-space pull, and the drift handling around it.
+"""The page engine: one pass over a whole pull, fast, in order, and safe while the space changes.
 
-A pass fetches page 1 to learn ``count`` and the page size the server really serves, then keeps
-a window of pages in flight ahead of the consumer and hands them over in server order. The
-window is lazy: a space that claims fifty million tasks costs a few pages of memory, not fifty
-million coroutines. A pass ends at the first short or empty page, whatever ``count`` said.
+Page 1 tells the ``count`` (and the page size the server really serves); the rest fan out under
+the client's bound and are handed over in server order. Fetched pages wait as **bytes**, bounded
+by a byte budget rather than a page count, so that while the head page waits out a retry the
+fetchers keep going; a page is decoded only when the consumer reaches it (``_window``).
 
-Tasks are newest first, so inserts push old tasks to later pages (seen twice: dropped by
-key) and deletes pull them to earlier ones (skipped: found again by a re-read pass). A pull
-re-reads until a pass adds nothing new while the count holds still, up to ``max_passes``.
+Tasks are newest first. New tasks arrive at the head and push the rest toward later pages (a
+task seen twice is dropped by key); deletes pull tasks toward earlier pages. Every response
+carries ``count`` at its moment, which bounds what can have moved between two adjacent pages:
+a boundary where a gap was possible is repaired by one re-read around it (``_repair``), and
+the tasks that arrived during the pull are read from the head at the end. A full re-read pass
+is kept only for what cannot be reasoned about (an unknown count, a repair that cannot find
+its anchors, a resumed pull of a space that changed).
 
-The engine knows nothing of HTTP or of what a page holds: it is given a ``fetch(number, size)``
-and pages carrying a count and one key per task. :func:`stream_pages` binds it to a
-:class:`~unpod_async._request.Requester` and a decoder.
+A page that cannot be right is read again before it is believed: an undecodable body, an error
+envelope inside a 200, a short or empty page while the count says more exist. A pull that
+still ends with fewer tasks than the last count says so (``PullStats.missing``), and the
+requests of a pull are bounded (``max_requests``).
+
+The engine knows nothing of HTTP: :class:`Source` gives it bytes, decoded pages, and a decoder.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from ._decode import Key, PageDecoder
-from ._errors import DeadlineExceededError
-from ._request import Requester
+from ._decode import Decoded, Key, PageDecoder
+from ._repair import Boundary, RepairPlan, anchors_in, head_anchor
+from ._response import DECODE_ERRORS, envelope_error
 from ._seen import SeenKeys
+from ._window import Fetched, Window
 
-__all__ = ["Page", "PullStats", "ResumePoint", "pull", "stream_pages"]
+__all__ = ["Page", "Pager", "PullStats", "ResumePoint", "Source", "ceil_div"]
 
 logger = logging.getLogger("unpod_async")
 
 P = TypeVar("P")
 T = TypeVar("T")
 
+ANCHOR_KEYS = 8  # keys kept from each side of a boundary that may need a repair
+MAX_REPAIR_ATTEMPTS = 4
+
 
 @dataclass(slots=True)
 class PullStats:
-    """Running figures of one pull (the export statistics are built from these)."""
+    """Running figures of one pull.
+
+    ``expected`` is the count page 1 reported and ``last_count`` the latest one; ``tasks``
+    the distinct tasks delivered; ``duplicates`` tasks seen again and dropped; ``passes``
+    how many full passes were read; ``repairs`` the re-reads around a boundary where a gap
+    was possible, ``recovered`` the tasks they (or a re-read pass) found; ``arrivals`` tasks
+    that arrived during the pull and were read from the head; ``rereads`` pages read again
+    because they could not be right (short, empty, undecodable); ``requests`` page requests
+    sent (retries aside, counted in ``retries``); ``missing`` how many fewer tasks than
+    ``last_count`` the pull ended with (0 when complete).
+    """
 
     expected: int = 0
     pages: int = 0
@@ -48,15 +68,31 @@ class PullStats:
     recovered: int = 0
     retries: int = 0
     planned_pages: int = 0
+    requests: int = 0
+    repairs: int = 0
+    arrivals: int = 0
+    rereads: int = 0
+    last_count: int | None = None
+    missing: int = 0
+    stopped: str | None = None  # why the pull stopped early, if it did
+
+    @property
+    def complete(self) -> bool:
+        """Whether the pull delivered at least as many tasks as the server last counted."""
+        return self.missing == 0 and self.stopped is None
 
 
 @dataclass(slots=True)
 class Page(Generic[P]):
-    """One fetched page: its number, the server's ``count``, each task's dedupe key, the
-    consumer's view of it, and (once delivered) which of its tasks are new."""
+    """One page handed to a consumer: its number, the server's ``count`` at its moment, each
+    task's dedupe key, the consumer's view of it, and which of its tasks are new.
+
+    ``pass_no`` is 1 for the first pass and 2 or more for everything read after it (repairs,
+    arrivals at the head, re-read passes).
+    """
 
     number: int
-    count: int
+    count: int | None
     keys: Sequence[Key]
     payload: P = field(repr=False)
     pass_no: int = 1
@@ -80,14 +116,6 @@ class Page(Generic[P]):
         return items if new is None else [items[i] for i in new]
 
 
-Fetch = Callable[[int, int], Awaitable[Page[P]]]
-
-
-def ceil_div(count: int, size: int) -> int:
-    # Integer arithmetic: a count of 10**400 is absurd but must not raise OverflowError.
-    return -(-count // max(1, size))
-
-
 @dataclass(slots=True)
 class ResumePoint:
     """Where an interrupted pull stopped: pages before ``next_page`` of pass 1 are done."""
@@ -99,180 +127,452 @@ class ResumePoint:
     pass_complete: bool = False
 
 
-async def one_pass(
-    fetch: Fetch[P], page_size: int, window: int, start: ResumePoint | None = None
-) -> AsyncGenerator[Page[P], None]:
-    """The pages of one pass, in order, with up to ``window`` pages in flight ahead."""
-    if start is None:
-        first = await fetch(1, page_size)
-        yield first
-        size, count, next_fetch = page_size, first.count, 2
-        if first.size < page_size:
-            if first.size == 0 or first.count <= first.size:
-                return
-            # Fewer than asked while more exist: the server caps the page size; plan with its.
-            size = first.size
-            logger.info("server served %d tasks per page (asked for %d)", size, page_size)
-    else:
-        size, count, next_fetch = start.size, start.count, start.next_page
-    # Pages past the planned last one are probed, not flooded: one page, then a widening
-    # run while they keep coming back full (an understated count), so an exact count costs
-    # a single extra request to confirm the end.
-    limit = max(1, ceil_div(count, size))
-    if count % size == 0:
-        limit += 1  # a full last page needs one more to confirm the end: send it with the tail
-    probe = 1
-    if limit < next_fetch:
-        limit = next_fetch
-    inflight: dict[int, asyncio.Future[Page[P]]] = {}
-    next_yield = next_fetch
-    try:
-        while True:
-            while len(inflight) < window and next_fetch <= limit:
-                inflight[next_fetch] = asyncio.ensure_future(fetch(next_fetch, size))
-                next_fetch += 1
-            pending = inflight.pop(next_yield, None)
-            if pending is None:
-                return
-            page = await pending
-            yield page
-            if page.size < size:
-                return
-            next_yield += 1
-            if next_yield > limit:
-                limit = next_yield + probe - 1
-                probe = min(2 * probe, window)
-    finally:
-        for fut in inflight.values():
-            fut.cancel()
-        if inflight:
-            await asyncio.gather(*inflight.values(), return_exceptions=True)
+@dataclass(frozen=True, slots=True)
+class Source(Generic[P]):
+    """Where pages come from: ``body(page, size)`` fetches the bytes (retried; only a small
+    body's envelope is checked), ``decoded(page, size)`` fetches and decodes in the retry
+    loop, and ``decode`` turns bytes into the consumer's view."""
+
+    body: Callable[[int, int], Awaitable[bytes]]
+    decoded: Callable[[int, int], Awaitable[Decoded[P]]]
+    decode: PageDecoder[P]
 
 
-async def pull(
-    fetch: Fetch[P],
-    *,
-    page_size: int,
-    window: int,
-    stats: PullStats,
-    max_passes: int = 4,
-    seen: SeenKeys | None = None,
-    resume: ResumePoint | None = None,
-) -> AsyncGenerator[Page[P], None]:
-    """Every page of a whole-space pull, each marked with which of its tasks are new.
-
-    ``resume`` (with the ``seen`` keys of what was already delivered) continues an
-    interrupted pull.
-    """
-    seen = SeenKeys() if seen is None else seen
-    first_pass = 2 if resume is not None and resume.pass_complete else 1
-    start = resume if resume is not None and not resume.pass_complete else None
-    if resume is not None:
-        stats.expected = resume.count
-        stats.planned_pages = max(1, ceil_div(resume.count, resume.size))
-    for pass_no in range(first_pass, max(max_passes, first_pass) + 1):
-        stats.passes = pass_no
-        count: int | None = start.count if start is not None else None
-        changed = start is not None and start.dirty
-        new = dups = 0
-        async with aclosing(one_pass(fetch, page_size, window, start)) as pages:
-            start = None
-            async for page in pages:
-                page.pass_no = pass_no
-                if count is None:
-                    count = page.count
-                    if pass_no == 1:
-                        stats.expected = count
-                        stats.planned_pages = max(1, ceil_div(count, page.size))
-                elif page.count != count:
-                    changed = True
-                page._new = seen.add_page(page.keys)
-                n_new = page.n_new
-                new += n_new
-                dups += page.size - n_new
-                if pass_no == 1:
-                    stats.duplicates += page.size - n_new
-                else:
-                    stats.recovered += n_new
-                stats.tasks += n_new
-                yield page
-        settled = (dups == 0 if pass_no == 1 else new == 0) and not changed
-        if settled:
-            if pass_no > 1:
-                logger.info(
-                    "space settled after %d passes: %d duplicates dropped, %d tasks recovered",
-                    pass_no,
-                    stats.duplicates,
-                    stats.recovered,
-                )
-            return
-        logger.info(
-            "space changed during pass %d (count %s, %d duplicates, %d new): reading it again",
-            pass_no,
-            "changed" if changed else "held",
-            dups,
-            new,
-        )
-    logger.warning(
-        "space still changing after %d passes; stopping with %d tasks", max_passes, stats.tasks
-    )
+def ceil_div(count: int, size: int) -> int:
+    # Integer arithmetic: a count of 10**400 is absurd but must not raise OverflowError.
+    return -(-count // max(1, size))
 
 
-def stream_pages(
-    requester: Requester,
-    url_for: Callable[[int, int], str],
-    decode: PageDecoder[P],
-    *,
-    page_size: int,
-    window: int,
-    deadline: float | None,
-    stats: PullStats,
-    max_passes: int = 4,
-    seen: SeenKeys | None = None,
-    resume: ResumePoint | None = None,
-) -> AsyncGenerator[Page[P], None]:
-    """The pages of a whole pull, ``url_for(page, size)`` fetched through ``requester`` and
-    decoded with ``decode``; lazy, like every generator."""
+class _Stop(Exception):
+    """The request ceiling was reached: stop the pull where it is."""
 
-    async def run() -> AsyncGenerator[Page[P], None]:
-        loop = asyncio.get_running_loop()
-        until = None if deadline is None else loop.time() + deadline
 
-        async def fetch(number: int, size: int) -> Page[P]:
-            decoded = await requester.get(
-                url_for(number, size),
-                decode,
-                page=number,
-                stats=stats,
-                deadline=until,
-            )
-            stats.pages += 1
-            return Page(number, decoded.count, decoded.keys, decoded.payload)
+class Pager(Generic[P]):
+    """One pull: the pages of a whole space, each task once, bounded in memory and requests."""
 
+    def __init__(
+        self,
+        source: Source[P],
+        *,
+        page_size: int,
+        concurrency: int,
+        read_ahead_bytes: int,
+        stats: PullStats,
+        seen: SeenKeys | None = None,
+        resume: ResumePoint | None = None,
+        max_passes: int = 4,
+        max_requests: int | None = None,
+    ) -> None:
+        self._source = source
+        self._page_size = page_size
+        self._concurrency = concurrency
+        self._budget = read_ahead_bytes
+        self.stats = stats
+        self._seen = SeenKeys() if seen is None else seen
+        self._resume = resume
+        self._max_passes = max(1, max_passes)
+        self._max_requests = max_requests
+        self._size = page_size
+        self._boundaries: list[Boundary] = []
+        self._head_keys: tuple[Key, ...] = ()
+        self._drift = False  # duplicates seen, or a count that moved
+        self._unknown_count = False
+
+    # --- the whole pull -------------------------------------------------------------------
+
+    async def pages(self) -> AsyncGenerator[Page[P], None]:
         try:
-            async with aclosing(
-                pull(
-                    fetch,
-                    page_size=page_size,
-                    window=window,
-                    stats=stats,
-                    max_passes=max_passes,
-                    seen=seen,
-                    resume=resume,
-                )
-            ) as pages:
+            if self._resume is not None:
+                async with aclosing(self._resumed()) as pages:
+                    async for page in pages:
+                        yield page
+            else:
+                async with aclosing(self._first_pass()) as pages:
+                    async for page in pages:
+                        yield page
+                async with aclosing(self._after_pass()) as pages:
+                    async for page in pages:
+                        yield page
+        except _Stop:
+            pass
+        self._finish()
+
+    async def _after_pass(self) -> AsyncGenerator[Page[P], None]:
+        """Repairs around the boundaries where a gap was possible, then the head's arrivals;
+        a full re-read pass only where that cannot be reasoned about."""
+        reread = self._unknown_count and self._drift
+        if self._drift:
+            stats = self.stats
+            logger.info(
+                "space changed during the pass (count %s -> %s, %d duplicates dropped): "
+                "re-reading around %d page boundaries, then the head",
+                stats.expected,
+                stats.last_count,
+                stats.duplicates,
+                len(self._boundaries),
+            )
+        for boundary in self._boundaries:
+            page = await self._repair(boundary)
+            if page is None:
+                reread = True
+                break
+            if page.n_new:
+                yield page
+        if reread:
+            async with aclosing(self._reread_passes(first_pass_no=2)) as pages:
                 async for page in pages:
                     yield page
-        except DeadlineExceededError as exc:
-            failure = exc
+        elif self._arrivals_possible():
+            async with aclosing(self._head()) as pages:
+                async for page in pages:
+                    yield page
+
+    async def _resumed(self) -> AsyncGenerator[Page[P], None]:
+        """An interrupted pull: finish pass 1 from the checkpoint, then re-read whole passes
+        while the space moved (the old boundaries are not known any more)."""
+        resume = self._resume
+        assert resume is not None
+        stats = self.stats
+        stats.expected = resume.count
+        stats.last_count = resume.count
+        self._size = resume.size
+        stats.planned_pages = max(1, ceil_div(resume.count, resume.size))
+        changed = resume.dirty
+        next_pass = 2
+        if not resume.pass_complete:
+            stats.passes = 1
+            new = 0
+            async with aclosing(self._fan_out(resume.next_page, resume.count)) as pages:
+                async for page in pages:
+                    page.pass_no = 1
+                    changed = changed or page.count != resume.count or not page.all_new
+                    new += page.n_new
+                    yield page
+            if not changed:
+                return
         else:
+            next_pass = 2
+        async with aclosing(self._reread_passes(first_pass_no=next_pass)) as pages:
+            async for page in pages:
+                yield page
+
+    def _finish(self) -> None:
+        stats = self.stats
+        last = stats.last_count
+        stats.missing = max(0, last - len(self._seen)) if last is not None else 0
+        if stats.stopped is not None:
+            logger.warning("pull stopped early (%s) with %d tasks", stats.stopped, stats.tasks)
+        elif stats.missing:
+            logger.warning(
+                "pull incomplete: %d distinct tasks delivered, the server last counted %d "
+                "(%d missing after re-reads)",
+                len(self._seen),
+                last,
+                stats.missing,
+            )
+
+    # --- pass 1 -----------------------------------------------------------------------------
+
+    async def _first_pass(self) -> AsyncGenerator[Page[P], None]:
+        stats = self.stats
+        stats.passes = 1
+        first = await self._read_first()
+        count = first.count
+        page = self._deliver(1, first, pass_no=1)
+        stats.expected = count or 0
+        stats.last_count = count
+        stats.planned_pages = max(1, ceil_div(count or 0, self._size))
+        self._head_keys = tuple(first.keys[:ANCHOR_KEYS])
+        yield page
+        if first.size < self._size:
+            return  # empty, or fewer than asked and no more exist: the whole space
+        async with aclosing(self._fan_out(2, count, previous=page)) as pages:
+            async for later in pages:
+                yield later
+
+    async def _read_first(self) -> Decoded[P]:
+        """Page 1, believed only once it can be right: an empty page 1 while the count says
+        there are tasks is read again. A short one tells the page size the server caps to
+        (planning with it is right either way: smaller pages still tile the space)."""
+        size = self._page_size
+        first = await self._request_decoded(1, size)
+        count = first.count
+        if first.size == 0 and count:
+            again = await self._reread(1, size)
+            if again.size > first.size:
+                first = again
+            count = first.count
+        if 0 < first.size < size and count is not None and count > first.size:
+            self._size = first.size
+            logger.info("server served %d tasks per page (asked for %d)", first.size, size)
+        first.count = count
+        return first
+
+    async def _fan_out(
+        self, start: int, count: int | None, previous: Page[P] | None = None
+    ) -> AsyncGenerator[Page[P], None]:
+        """Pages ``start``, ``start + 1``, ... of one pass, in order, until the end."""
+        stats, size = self.stats, self._size
+        latest = count
+        if count is None:
+            self._unknown_count = True
+        window = Window(
+            self._fetch_body,
+            size=size,
+            start=start,
+            limit=self._planned_last(count, start),
+            max_unanswered=2 * self._concurrency,
+            max_ahead=max(64, 32 * self._concurrency),
+            budget=self._budget,
+        )
+        probe = 1
+        number = start
+        try:
+            while True:
+                fetched = await window.take(number)
+                decoded = await self._decode(fetched)
+                if decoded.count is not None:
+                    latest = decoded.count
+                    stats.last_count = latest
+                else:
+                    self._unknown_count = True
+                if self._suspicious(number, decoded, latest):
+                    window.hold()  # nothing past a page that may be the end, meanwhile
+                    again = await self._reread(number, size)
+                    window.release()
+                    if again.size > decoded.size:
+                        decoded = again
+                        latest = again.count if again.count is not None else latest
+                page = self._deliver(number, decoded, pass_no=1)
+                if previous is not None:
+                    self._classify(previous, page)
+                yield page
+                previous = page
+                past_plan = number >= self._planned_last(latest, start)
+                if page.size < size or (past_plan and page.n_new == 0):
+                    return  # a short page, an empty one, or nothing new past the count
+                number += 1
+                if number > window.limit:
+                    planned = self._planned_last(latest, start)
+                    if planned >= number:
+                        window.extend(planned)
+                    else:  # an understated count: probe on, widening while pages come full
+                        window.extend(number + probe - 1)
+                        probe = min(2 * probe, 2 * self._concurrency)
+        finally:
+            await window.aclose()
+
+    def _planned_last(self, count: int | None, start: int) -> int:
+        """The last page of a pass that ``count`` implies, plus the one that confirms a full
+        last page's end (sent with the tail rather than after it)."""
+        if count is None:
+            return start
+        last = max(1, ceil_div(count, self._size))
+        if count % self._size == 0:
+            last += 1
+        self.stats.planned_pages = max(self.stats.planned_pages, last)
+        return max(last, start)
+
+    def _suspicious(self, number: int, decoded: Decoded[P], count: int | None) -> bool:
+        """A page shorter than its count says it should be: a symptom, not the end."""
+        if count is None or decoded.size >= self._size:
+            return False
+        return count > (number - 1) * self._size + decoded.size
+
+    # --- boundaries and repairs -------------------------------------------------------------
+
+    def _classify(self, before: Page[P], after: Page[P]) -> None:
+        """Keep the boundary between two adjacent pages if a gap was possible across it.
+
+        The count at each page's moment bounds what moved between them. Equal counts: nothing
+        moved. A task of the earlier page seen again at the start of the later one: the
+        later page starts at or before the earlier one's end, so no gap. Otherwise the counts
+        moved and the pages do not overlap: a gap of up to the difference is possible (a
+        delete between them, or an arrival while they were served out of order).
+        """
+        if not before.keys or not after.keys:
             return
-        raise DeadlineExceededError(
-            f"deadline of {deadline:g}s reached after {stats.pages} pages and {stats.tasks} tasks",
-            url=failure.url,
-            page=failure.page,
-            pages=stats.pages,
-            tasks=stats.tasks,
+        c1, c2 = before.count, after.count
+        if c1 is None or c2 is None or c1 == c2:
+            return
+        self._drift = True
+        if after.keys[0] in set(before.keys):
+            return
+        self._boundaries.append(
+            Boundary(
+                position=before.number * self._size,
+                tail=tuple(before.keys[-ANCHOR_KEYS:]),
+                head=tuple(after.keys[:ANCHOR_KEYS]),
+                count_before=c1,
+                count_after=c2,
+            )
         )
 
-    return run()
+    async def _repair(self, boundary: Boundary) -> Page[P] | None:
+        """Re-read around ``boundary`` until one response holds a task of each side; what lies
+        between them is what the pass may have missed. ``None`` if the anchors are not found."""
+        plan = RepairPlan(boundary)
+        for _ in range(MAX_REPAIR_ATTEMPTS):
+            number, size = plan.next_read(self.stats.last_count)
+            decoded = await self._request_decoded(number, size)
+            self.stats.repairs += 1
+            if decoded.count is not None:
+                self.stats.last_count = decoded.count
+            span = anchors_in(decoded.keys, boundary)
+            if span is None:
+                plan.missed(decoded.keys)
+                continue
+            lo, hi = span
+            page = self._deliver(number, decoded, pass_no=2, only=range(lo, hi))
+            self.stats.recovered += page.n_new
+            if page.n_new:
+                logger.info(
+                    "recovered %d tasks around page %d that the space's changes had shifted",
+                    page.n_new,
+                    boundary.position // self._size,
+                )
+            return page
+        logger.info("could not re-read around position %d; reading again", boundary.position)
+        return None
+
+    def _arrivals_possible(self) -> bool:
+        stats = self.stats
+        grew = stats.last_count is not None and stats.last_count > stats.expected
+        return grew or stats.duplicates > 0 or self._drift
+
+    async def _head(self) -> AsyncGenerator[Page[P], None]:
+        """The tasks that arrived during the pull: the head, read until a task of page 1."""
+        if not self._head_keys:
+            return
+        number = 1
+        while True:
+            decoded = await self._request_decoded(number, self._size)
+            if decoded.count is not None:
+                self.stats.last_count = decoded.count
+            end = head_anchor(decoded.keys, self._head_keys)
+            found = end is not None
+            stop = end if end is not None else decoded.size
+            page = self._deliver(number, decoded, pass_no=2, only=range(stop))
+            self.stats.arrivals += page.n_new
+            if page.n_new:
+                yield page
+            if found or decoded.size < self._size:
+                return
+            number += 1
+
+    async def _reread_passes(self, first_pass_no: int) -> AsyncGenerator[Page[P], None]:
+        """Whole passes again, while a pass still finds something new (up to ``max_passes``)."""
+        stats = self.stats
+        for pass_no in range(first_pass_no, max(self._max_passes, first_pass_no) + 1):
+            stats.passes = pass_no
+            first = await self._request_decoded(1, self._size)
+            count = _count(first)
+            if count is not None:
+                stats.last_count = count
+            new = 0
+            page = self._deliver(1, first, pass_no=pass_no)
+            new += page.n_new
+            changed = False
+            if page.n_new:
+                yield page
+            if first.size >= self._size:
+                async with aclosing(self._fan_out(2, count)) as pages:
+                    async for later in pages:
+                        later.pass_no = pass_no
+                        changed = changed or later.count != count
+                        new += later.n_new
+                        if later.n_new:
+                            yield later
+            stats.recovered += new
+            if new == 0 and not changed:
+                if pass_no > 1:
+                    logger.info(
+                        "space settled after %d passes: %d duplicates dropped, %d recovered",
+                        pass_no,
+                        stats.duplicates,
+                        stats.recovered,
+                    )
+                return
+            logger.info(
+                "space changed during pass %d (%d new tasks): reading it again", pass_no, new
+            )
+        logger.warning(
+            "space still changing after %d passes; stopping with %d tasks",
+            self._max_passes,
+            stats.tasks,
+        )
+
+    # --- pages in and out -------------------------------------------------------------------
+
+    def _deliver(
+        self, number: int, decoded: Decoded[P], *, pass_no: int, only: range | None = None
+    ) -> Page[P]:
+        """Mark which tasks of a page are new (``only`` a part of it may be) and count them."""
+        stats = self.stats
+        keys = decoded.keys
+        page = Page(number, decoded.count, keys, decoded.payload, pass_no)
+        if only is None:
+            page._new = self._seen.add_page(keys)
+        else:
+            fresh = self._seen.add_page(keys[only.start : only.stop])
+            part = list(only) if fresh is None else [only.start + i for i in fresh]
+            page._new = None if len(part) == len(keys) else part
+        stats.pages += 1
+        stats.tasks += page.n_new
+        if only is None:
+            stats.duplicates += page.size - page.n_new
+            if page.size != page.n_new:
+                self._drift = True
+        return page
+
+    def _count_request(self) -> None:
+        stats = self.stats
+        stats.requests += 1
+        ceiling = self._max_requests
+        if ceiling is None:
+            # A documented multiple of the planned pages: 4 x planned + 8 x concurrency + 16.
+            ceiling = 4 * max(1, stats.planned_pages) + 8 * self._concurrency + 16
+        if stats.requests > ceiling:
+            stats.stopped = f"request ceiling of {ceiling} reached"
+            raise _Stop
+
+    async def _fetch_body(self, number: int, size: int) -> Fetched:
+        self._count_request()
+        return Fetched(number, await self._source.body(number, size))
+
+    async def _request_decoded(self, number: int, size: int) -> Decoded[P]:
+        self._count_request()
+        decoded = await self._source.decoded(number, size)
+        decoded.count = _count(decoded)
+        return decoded
+
+    async def _reread(self, number: int, size: int) -> Decoded[P]:
+        self.stats.rereads += 1
+        logger.info("page %d is shorter than the count says: reading it again", number)
+        return await self._request_decoded(number, size)
+
+    async def _decode(self, fetched: Fetched) -> Decoded[P]:
+        """Decode a fetched page at the consumer; a body that cannot be right (undecodable, or
+        an error envelope) is fetched again with the decode inside the retry loop, so that it
+        is retried, or fails with its own typed error."""
+        try:
+            decoded = self._source.decode(fetched.body)
+        except DECODE_ERRORS:
+            decoded = None
+        if decoded is None or envelope_error(decoded.status_code) is not None:
+            self.stats.rereads += 1
+            return await self._request_decoded(fetched.number, self._size)
+        decoded.count = _count(decoded)
+        return decoded
+
+
+def _count(decoded: Decoded[P]) -> int | None:
+    """The server's count as a non-negative int, or None when it is missing or nonsense."""
+    value: object = decoded.count
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None

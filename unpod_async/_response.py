@@ -42,10 +42,14 @@ def interpret(
     redact: Redactor,
     max_retry_after: float,
 ) -> T:
-    """The decoded body of a successful answer, or the typed error the answer stands for."""
-    status, body = resp.status, resp.body
-    if body.startswith(_BOM):
-        body = body[len(_BOM) :]
+    """The decoded body of a successful answer, or the typed error the answer stands for.
+
+    ``decode``'s result carries the envelope's ``status_code`` (every view of a body does):
+    a 200 whose envelope says 401 or 206 is that error, whatever was asked for. A body that
+    does not fit ``decode`` but is an error envelope (``"data": {}``) is that error too, not
+    a decode problem.
+    """
+    status, body = resp.status, strip_bom(resp.body)
     if 200 <= status < 300 and status != 206:
         problem = ""
         try:
@@ -53,11 +57,15 @@ def interpret(
         except DECODE_ERRORS as exc:
             problem = decode_problem(exc, body, resp.headers)
         if problem:  # raised outside the except block: no decoder error in the chain
-            raise ResponseDecodeError(problem, url=url, page=page)
-        envelope_status = getattr(result, "status_code", None)
-        if not (isinstance(envelope_status, int) and envelope_status >= 400):
-            return result
-        status = envelope_status  # a 200 that carries an error envelope
+            said = envelope_error(sniff_envelope(body))
+            if said is None:
+                raise ResponseDecodeError(problem, url=url, page=page)
+            status = said
+        else:
+            said = envelope_error(getattr(result, "status_code", None))
+            if said is None:
+                return result
+            status = said  # a 200 that carries an error envelope
     raise status_error(
         status,
         body,
@@ -67,6 +75,34 @@ def interpret(
         redact=redact,
         max_retry_after=max_retry_after,
     )
+
+
+def strip_bom(body: bytes) -> bytes:
+    return body[len(_BOM) :] if body.startswith(_BOM) else body
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    status_code: Any = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def sniff_envelope(body: bytes) -> object:
+    """The envelope's ``status_code`` of any JSON object body, whatever else it holds."""
+    try:
+        return _ENVELOPE.decode(body).status_code
+    except DECODE_ERRORS:
+        return None
+
+
+def envelope_error(status_code: object) -> int | None:
+    """The error status an envelope's ``status_code`` says (206, or 400 and up), else None."""
+    if isinstance(status_code, str) and status_code.strip().isdigit():
+        status_code = int(status_code)
+    if isinstance(status_code, bool) or not isinstance(status_code, int):
+        return None
+    return status_code if status_code == 206 or 400 <= status_code < 600 else None
 
 
 def status_error(

@@ -1,0 +1,108 @@
+"""Repairing one boundary of a pass where a task may have slipped between two pages.
+
+Between two adjacent pages read at different moments, tasks can shift: a delete pulls later
+tasks up, an arrival (while the pages were served out of order) pushes earlier ones down, and
+a task can then be on neither page. Tasks that exist throughout the pull keep their order, so a
+missed task lies after the last task of the earlier page and before the first task of the
+later one, in every response. One response that holds a task of each side (an *anchor*) shows
+exactly what lies between them: that is the repair.
+
+The server's counts tell where to look: the boundary has moved by the count's change since the
+earlier page was read, and the gap is at most the change across the boundary. A read that
+misses an anchor shows which way to move, and the window doubles on each attempt. Page size is
+ours to choose, so one request covers the range wherever it falls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ._decode import Key
+
+__all__ = ["Boundary", "RepairPlan", "anchors_in", "cover", "head_anchor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Boundary:
+    """Where a gap was possible: ``position`` is the index (0-based) the later page started at
+    when the earlier one was read; ``tail``/``head`` the last keys of the earlier page and the
+    first keys of the later one; the counts are those of the two pages."""
+
+    position: int
+    tail: tuple[Key, ...]
+    head: tuple[Key, ...]
+    count_before: int
+    count_after: int
+
+    @property
+    def gap(self) -> int:
+        """The most tasks that can have slipped between the two pages."""
+        return max(1, abs(self.count_before - self.count_after))
+
+
+def cover(lo: int, hi: int) -> tuple[int, int]:
+    """A ``(page, page_size)`` whose one page holds every index in ``[lo, hi)``."""
+    span = max(1, hi - lo)
+    for size in range(span, 4 * span + 16):
+        if lo % size <= size - span:
+            return lo // size + 1, size
+    return 1, hi  # not reached in practice: page 1 holds everything up to hi
+
+
+class RepairPlan:
+    """Successive reads around one boundary, each wider than the last."""
+
+    def __init__(self, boundary: Boundary) -> None:
+        self._boundary = boundary
+        self._shift = 0
+        self._attempt = 0
+        self._margin = 0
+
+    def next_read(self, latest_count: int | None) -> tuple[int, int]:
+        b = self._boundary
+        now = latest_count if latest_count is not None else b.count_after
+        # Arrivals and deletes since the earlier page moved the boundary by about the count's
+        # change; the earlier page's last tasks sit just before it.
+        center = b.position + (now - b.count_before) + self._shift
+        self._margin = (b.gap + len(b.tail) + 2) * 2**self._attempt
+        self._attempt += 1
+        lo = max(0, center - self._margin)
+        return cover(lo, center + b.gap + self._margin)
+
+    def missed(self, keys: Sequence[Key]) -> None:
+        """The last read held no pair of anchors: move toward the side it did not reach."""
+        b = self._boundary
+        tail, head = set(b.tail), set(b.head)
+        saw_tail = any(k in tail for k in keys)
+        saw_head = any(k in head for k in keys)
+        if saw_head and not saw_tail:
+            self._shift -= self._margin  # the read started after the earlier page's end
+        elif saw_tail and not saw_head:
+            self._shift += self._margin
+
+
+def anchors_in(keys: Sequence[Key], boundary: Boundary) -> tuple[int, int] | None:
+    """``(lo, hi)``: the indexes of ``keys`` strictly between the last task of the earlier
+    page and the first following task of the later one, if the response holds both."""
+    tail, head = set(boundary.tail), set(boundary.head)
+    last_tail = None
+    for i in range(len(keys) - 1, -1, -1):
+        if keys[i] in tail:
+            last_tail = i
+            break
+    if last_tail is None:
+        return None
+    for j in range(last_tail + 1, len(keys)):
+        if keys[j] in head:
+            return last_tail + 1, j
+    return None
+
+
+def head_anchor(keys: Sequence[Key], head: Sequence[Key]) -> int | None:
+    """The index of the first of ``keys`` that was on page 1 of the pass, if any."""
+    known = set(head)
+    for i, key in enumerate(keys):
+        if key in known:
+            return i
+    return None
