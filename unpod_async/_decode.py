@@ -42,6 +42,7 @@ class Decoded(Generic[P]):
     keys: Sequence[Key]
     payload: P
     status_code: object = None
+    seq: int = 0  # the order in which its answer arrived (set by the pager)
 
     @property
     def size(self) -> int:

@@ -23,10 +23,14 @@ The engine knows nothing of HTTP: :class:`Source` gives it bytes, decoded pages,
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Generic, TypeVar
 
 from ._decode import Decoded, Key, PageDecoder
@@ -96,6 +100,7 @@ class Page(Generic[P]):
     keys: Sequence[Key]
     payload: P = field(repr=False)
     pass_no: int = 1
+    seq: int = 0  # the order in which its answer arrived, among all answers of the pull
     _new: list[int] | None = field(default=None, repr=False)  # None: every task is new
 
     @property
@@ -173,7 +178,10 @@ class Pager(Generic[P]):
         self._max_passes = max(1, max_passes)
         self._max_requests = max_requests
         self._size = page_size
-        self._boundaries: list[Boundary] = []
+        self._boundaries: list[Boundary] = []  # adjacent pages that did not overlap
+        self._samples: list[tuple[int, int]] = []  # (answer order, count) of pass-1 pages
+        self._movement = 0  # the count's total movement over pass 1
+        self._seq = 0
         self._head_keys: tuple[Key, ...] = ()
         self._drift = False  # duplicates seen, or a count that moved
         self._unknown_count = False
@@ -201,6 +209,7 @@ class Pager(Generic[P]):
         """Repairs around the boundaries where a gap was possible, then the head's arrivals;
         a full re-read pass only where that cannot be reasoned about."""
         reread = self._unknown_count and self._drift
+        boundaries = self._suspect_boundaries()
         if self._drift:
             stats = self.stats
             logger.info(
@@ -209,14 +218,18 @@ class Pager(Generic[P]):
                 stats.expected,
                 stats.last_count,
                 stats.duplicates,
-                len(self._boundaries),
+                len(boundaries),
             )
-        for boundary in self._boundaries:
-            page = await self._repair(boundary)
+        # Repairs are independent small reads: all at once, under the client's bound. While
+        # they are in flight the space keeps moving at the pace the pass saw: widen each
+        # read by what that pace moves the boundaries during a round of them.
+        rate = self._movement / max(1, self.stats.requests)
+        slack = math.ceil(rate * min(len(boundaries), 2 * self._concurrency))
+        repaired = await asyncio.gather(*(self._repair(b, slack) for b in boundaries))
+        for page in repaired:
             if page is None:
                 reread = True
-                break
-            if page.n_new:
+            elif page.n_new:
                 yield page
         if reread:
             async with aclosing(self._reread_passes(first_pass_no=2)) as pages:
@@ -382,36 +395,66 @@ class Pager(Generic[P]):
     # --- boundaries and repairs -------------------------------------------------------------
 
     def _classify(self, before: Page[P], after: Page[P]) -> None:
-        """Keep the boundary between two adjacent pages if a gap was possible across it.
-
-        The count at each page's moment bounds what moved between them. Equal counts: nothing
-        moved. A task of the earlier page seen again at the start of the later one: the
-        later page starts at or before the earlier one's end, so no gap. Otherwise the counts
-        moved and the pages do not overlap: a gap of up to the difference is possible (a
-        delete between them, or an arrival while they were served out of order).
-        """
-        if not before.keys or not after.keys:
+        """Keep the boundary between two adjacent pages unless it is plainly whole: a task of
+        the earlier page seen again at the start of the later one means the later page starts
+        at or before the earlier one's end."""
+        if not before.keys or not after.keys or before.count is None or after.count is None:
             return
-        c1, c2 = before.count, after.count
-        if c1 is None or c2 is None or c1 == c2:
-            return
-        self._drift = True
+        if before.count != after.count:
+            self._drift = True
         if after.keys[0] in set(before.keys):
             return
         self._boundaries.append(
             Boundary(
                 position=before.number * self._size,
-                tail=tuple(before.keys[-ANCHOR_KEYS:]),
-                head=tuple(after.keys[:ANCHOR_KEYS]),
-                count_before=c1,
-                count_after=c2,
+                tail=tuple(map(hash, before.keys[-ANCHOR_KEYS:])),
+                head=tuple(map(hash, after.keys[:ANCHOR_KEYS])),
+                count_before=before.count,
+                count_after=after.count,
+                seq_before=before.seq,
+                seq_after=after.seq,
             )
         )
 
-    async def _repair(self, boundary: Boundary) -> Page[P] | None:
+    def _suspect_boundaries(self) -> list[Boundary]:
+        """The boundaries across which a task can have slipped, from the counts.
+
+        Every answer carries the count at its moment, and answers are numbered in the order
+        they arrived. Tasks that stay keep their order, so across a boundary the later page
+        moved by ``arrivals - deletes ahead of it`` between the two answers, never less than
+        the count's change: pages answered in order with a count that did not drop cannot
+        have missed a task, whatever happened between them. Pages answered out of order can
+        have, if any task arrived between them, and an arrival and a delete landing between
+        the same two answers leave the count unchanged: so once the pull has seen tasks
+        arrive, every such boundary is suspect. A count that dropped is suspect too.
+        """
+        boundaries, self._boundaries = self._boundaries, []
+        samples = sorted(self._samples)
+        if not boundaries or len({count for _, count in samples}) <= 1:
+            return []  # the count never moved and no task was seen twice: a still space
+        seqs = [seq for seq, _ in samples]
+        moves = [0]  # moves[i]: the count's total movement over samples[0..i]
+        arrived = False  # tasks arrived: the count rose between two answers
+        for (_, before), (_, after) in pairwise(samples):
+            moves.append(moves[-1] + abs(after - before))
+            arrived = arrived or after > before
+        suspect = []
+        for b in boundaries:
+            if b.seq_before < b.seq_after:
+                if b.count_after >= b.count_before:
+                    continue
+            elif not arrived:
+                continue  # out of order, but deletes only ever pull the later page up
+            lo, hi = sorted((b.seq_before, b.seq_after))
+            i, j = bisect_left(seqs, lo), bisect_right(seqs, hi) - 1
+            suspect.append(replace(b, moved=moves[j] - moves[i] if j > i else 0))
+        self._movement = moves[-1]
+        return suspect
+
+    async def _repair(self, boundary: Boundary, slack: int = 0) -> Page[P] | None:
         """Re-read around ``boundary`` until one response holds a task of each side; what lies
         between them is what the pass may have missed. ``None`` if the anchors are not found."""
-        plan = RepairPlan(boundary)
+        plan = RepairPlan(boundary, slack)
         for _ in range(MAX_REPAIR_ATTEMPTS):
             number, size = plan.next_read(self.stats.last_count)
             decoded = await self._request_decoded(number, size)
@@ -510,7 +553,9 @@ class Pager(Generic[P]):
         """Mark which tasks of a page are new (``only`` a part of it may be) and count them."""
         stats = self.stats
         keys = decoded.keys
-        page = Page(number, decoded.count, keys, decoded.payload, pass_no)
+        page = Page(number, decoded.count, keys, decoded.payload, pass_no, decoded.seq)
+        if pass_no == 1 and only is None and decoded.count is not None:
+            self._samples.append((decoded.seq, decoded.count))
         if only is None:
             page._new = self._seen.add_page(keys)
         else:
@@ -536,13 +581,19 @@ class Pager(Generic[P]):
             stats.stopped = f"request ceiling of {ceiling} reached"
             raise _Stop
 
+    def _stamp(self) -> int:
+        self._seq += 1
+        return self._seq
+
     async def _fetch_body(self, number: int, size: int) -> Fetched:
         self._count_request()
-        return Fetched(number, await self._source.body(number, size))
+        body = await self._source.body(number, size)
+        return Fetched(number, body, self._stamp())
 
     async def _request_decoded(self, number: int, size: int) -> Decoded[P]:
         self._count_request()
         decoded = await self._source.decoded(number, size)
+        decoded.seq = self._stamp()
         decoded.count = _count(decoded)
         return decoded
 
@@ -562,6 +613,7 @@ class Pager(Generic[P]):
         if decoded is None or envelope_error(decoded.status_code) is not None:
             self.stats.rereads += 1
             return await self._request_decoded(fetched.number, self._size)
+        decoded.seq = fetched.seq
         decoded.count = _count(decoded)
         return decoded
 

@@ -25,20 +25,24 @@ __all__ = ["Boundary", "RepairPlan", "anchors_in", "cover", "head_anchor"]
 
 @dataclass(frozen=True, slots=True)
 class Boundary:
-    """Where a gap was possible: ``position`` is the index (0-based) the later page started at
-    when the earlier one was read; ``tail``/``head`` the last keys of the earlier page and the
-    first keys of the later one; the counts are those of the two pages."""
+    """Two adjacent pages that did not overlap: ``position`` is the index (0-based) the later
+    page started at when the earlier one was read; ``tail``/``head`` the hashes of the last
+    keys of the earlier page and the first keys of the later one; the counts and answer
+    orders are those of the two pages, ``moved`` the count's total movement between them."""
 
     position: int
-    tail: tuple[Key, ...]
-    head: tuple[Key, ...]
+    tail: tuple[int, ...]
+    head: tuple[int, ...]
     count_before: int
     count_after: int
+    seq_before: int = 0
+    seq_after: int = 0
+    moved: int = 0
 
     @property
     def gap(self) -> int:
-        """The most tasks that can have slipped between the two pages."""
-        return max(1, abs(self.count_before - self.count_after))
+        """About the most tasks that can have slipped between the two pages."""
+        return max(1, self.moved, abs(self.count_before - self.count_after))
 
 
 def cover(lo: int, hi: int) -> tuple[int, int]:
@@ -53,8 +57,9 @@ def cover(lo: int, hi: int) -> tuple[int, int]:
 class RepairPlan:
     """Successive reads around one boundary, each wider than the last."""
 
-    def __init__(self, boundary: Boundary) -> None:
+    def __init__(self, boundary: Boundary, slack: int = 0) -> None:
         self._boundary = boundary
+        self._slack = slack  # how far the boundary may move while the read is in flight
         self._shift = 0
         self._attempt = 0
         self._margin = 0
@@ -65,7 +70,7 @@ class RepairPlan:
         # Arrivals and deletes since the earlier page moved the boundary by about the count's
         # change; the earlier page's last tasks sit just before it.
         center = b.position + (now - b.count_before) + self._shift
-        self._margin = (b.gap + len(b.tail) + 2) * 2**self._attempt
+        self._margin = (b.gap + len(b.tail) + 2 + self._slack) * 2**self._attempt
         self._attempt += 1
         lo = max(0, center - self._margin)
         return cover(lo, center + b.gap + self._margin)
@@ -74,8 +79,9 @@ class RepairPlan:
         """The last read held no pair of anchors: move toward the side it did not reach."""
         b = self._boundary
         tail, head = set(b.tail), set(b.head)
-        saw_tail = any(k in tail for k in keys)
-        saw_head = any(k in head for k in keys)
+        hashes = set(map(hash, keys))
+        saw_tail = not tail.isdisjoint(hashes)
+        saw_head = not head.isdisjoint(hashes)
         if saw_head and not saw_tail:
             self._shift -= self._margin  # the read started after the earlier page's end
         elif saw_tail and not saw_head:
@@ -86,15 +92,16 @@ def anchors_in(keys: Sequence[Key], boundary: Boundary) -> tuple[int, int] | Non
     """``(lo, hi)``: the indexes of ``keys`` strictly between the last task of the earlier
     page and the first following task of the later one, if the response holds both."""
     tail, head = set(boundary.tail), set(boundary.head)
+    hashes = [hash(k) for k in keys]
     last_tail = None
-    for i in range(len(keys) - 1, -1, -1):
-        if keys[i] in tail:
+    for i in range(len(hashes) - 1, -1, -1):
+        if hashes[i] in tail:
             last_tail = i
             break
     if last_tail is None:
         return None
-    for j in range(last_tail + 1, len(keys)):
-        if keys[j] in head:
+    for j in range(last_tail + 1, len(hashes)):
+        if hashes[j] in head:
             return last_tail + 1, j
     return None
 

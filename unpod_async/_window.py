@@ -25,6 +25,7 @@ class Fetched:
 
     number: int
     body: bytes
+    seq: int = 0  # the order in which its answer arrived
 
 
 class Window:
