@@ -22,7 +22,7 @@ from aiohttp import web
 from unpod_async import UnpodClient
 from unpod_async.testing import Fault, Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client
 
 
 class Threaded:

@@ -27,7 +27,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator, serve
 
-from .conftest import ORG, SPACE, TOKEN, make_client, tasks_server
+from .helpers import ORG, SPACE, TOKEN, make_client, tasks_server
 
 
 def leftovers(directory: Path) -> list[str]:

@@ -24,7 +24,7 @@ from unpod_async import (
     UnpodError,
 )
 
-from .conftest import SPACE, TOKEN
+from .helpers import SPACE, TOKEN
 from .test_hardening_network import MiniServer, Responder, chunked, client_for, http
 
 ConnErr = APIConnectionError

@@ -26,7 +26,7 @@ import pytest
 from unpod_async import ExportError
 from unpod_async.testing import Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client
 
 PREVIOUS = b"the previous good export\n"
 

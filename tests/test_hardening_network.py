@@ -26,7 +26,7 @@ from aiohttp import web
 from unpod_async import APIConnectionError, APITimeoutError, UnpodClient, UnpodError
 from unpod_async.testing import Fault, Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client
 
 FAST = {"retry_delay": 0.001, "max_retry_delay": 0.01}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]  # what a middleware wraps

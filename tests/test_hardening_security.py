@@ -34,7 +34,7 @@ from unpod_async import (
 from unpod_async._progress import describe
 from unpod_async.testing import Fault, serve
 
-from .conftest import ORG, SPACE, TOKEN
+from .helpers import ORG, SPACE, TOKEN
 from .test_hardening_network import (
     FAST,
     MiniServer,

@@ -25,7 +25,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator, serve
 
-from .conftest import ORG, SPACE, exception_chain
+from .helpers import ORG, SPACE, exception_chain
 
 SECRET = "sk-SECRET-7f3a9c2e51d04b"
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from unpod_async import TasksPage, UnpodClient
 from unpod_async.testing import Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client
 
 
 @dataclass

@@ -31,7 +31,7 @@ from unpod_async import (
     UnpodError,
 )
 
-from .conftest import exception_chain
+from .helpers import exception_chain
 
 TOKEN = "tok-3c1f-not-a-real-token"
 ORG = "acme"

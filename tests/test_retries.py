@@ -36,7 +36,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client
 
 MAX_RETRIES = 2
 
