@@ -1,12 +1,31 @@
 """Plain helpers shared by the tests (fixtures live in ``conftest.py``).
 
-Test modules import from here, never from one another.
+Test modules import from here, never from one another:
+
+- constants and clients: ``TOKEN``/``ORG``/``SPACE``, ``make_client`` (for the simulator),
+  ``client_for`` (for any URL), both with fast retries;
+- small checks: ``exception_chain``, ``leftovers`` (hidden files an export left),
+  ``free_port`` (a port nothing listens on);
+- servers on loopback: ``tasks_server`` (one aiohttp route), ``serve_wrapped`` (the simulator
+  behind middlewares), and ``MiniServer``, a raw ``asyncio.start_server`` that writes exact
+  bytes for what the simulator cannot do (a body shorter than its Content-Length, a keep-alive
+  socket closed while idle, a one-byte-a-second trickle of headers), with its response
+  builders (``http``, ``chunked``, ``send``, ``answer``, ``reset``, ``stall``, ``trickle``,
+  ``short_body``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
+import ssl
+import struct
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -16,19 +35,22 @@ from unpod_async.testing import Simulator
 TOKEN = "test-token"
 ORG = "demo-org"
 SPACE = "space-demo"
+FAST: dict[str, Any] = {"retry_delay": 0.001, "max_retry_delay": 0.01}  # no sleeping for backoff
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]  # what a middleware wraps
 
 
-def make_client(sim: Simulator, **kwargs: object) -> UnpodClient:
-    """A client for ``sim`` with fast retries (tests should not sleep for backoff)."""
-    options: dict[str, object] = {"retry_delay": 0.001, "max_retry_delay": 0.01}
-    options.update(kwargs)
-    return UnpodClient(TOKEN, ORG, base_url=sim.base_url, **options)  # type: ignore[arg-type]
+def make_client(sim: Simulator, **kwargs: Any) -> UnpodClient:
+    """A client for ``sim`` with fast retries."""
+    return UnpodClient(TOKEN, ORG, base_url=sim.base_url, **{**FAST, **kwargs})
+
+
+def client_for(url: str, token: str = TOKEN, **kwargs: Any) -> UnpodClient:
+    """A client for a raw test server, with fast retries."""
+    return UnpodClient(token, ORG, base_url=url, **{**FAST, **kwargs})
 
 
 @contextlib.asynccontextmanager
-async def tasks_server(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
+async def tasks_server(handler: Handler) -> AsyncIterator[str]:
     """A one-route server on loopback answering the tasks list with ``handler``; its base URL.
 
     For shapes the simulator does not produce (pretty-printed JSON, tasks with no id at all).
@@ -55,3 +77,275 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
         seen.append(e)
         todo += [e.__cause__, e.__context__]
     return seen
+
+
+def leftovers(directory: Path) -> list[str]:
+    """The hidden files in ``directory``: an export's temporary file, partial file, checkpoint."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (a connection to it is refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serve_wrapped(
+    *middlewares: Any, tasks: int = 1000, **kwargs: Any
+) -> AsyncIterator[Simulator]:
+    """The simulator with aiohttp middlewares in front of it (added before it starts)."""
+    sim = Simulator(tasks, token=TOKEN, org_handle=ORG, space_token=SPACE, **kwargs)
+    sim.app.middlewares.extend(middlewares)
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.close()
+
+
+# --------------------------------------------------------------------------- MiniServer
+
+
+def http(
+    status: int,
+    body: bytes = b"",
+    *,
+    headers: dict[str, str] | None = None,
+    content_type: str | None = "application/json",
+    length: int | None = None,
+    reason: str = "X",
+) -> bytes:
+    """One HTTP/1.1 response as exact bytes (``length`` overrides the Content-Length)."""
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    head = dict(headers or {})
+    if "Transfer-Encoding" not in head:
+        lines.append(f"Content-Length: {len(body) if length is None else length}")
+    lines.extend(f"{k}: {v}" for k, v in head.items())
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def chunked(body: bytes, size: int = 4096) -> bytes:
+    """``body`` in HTTP/1.1 chunked transfer coding."""
+    out = bytearray()
+    for i in range(0, len(body), size):
+        part = body[i : i + size]
+        out += b"%x\r\n" % len(part) + part + b"\r\n"
+    return bytes(out + b"0\r\n\r\n")
+
+
+def rst(writer: asyncio.StreamWriter) -> None:
+    """Tear the connection down with a RST (SO_LINGER 0), not a FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def task_json(i: int) -> bytes:
+    return b'{"_id":"%024x","task_id":"T%06d","status":"completed","input":{"n":%d}}' % (i, i, i)
+
+
+# A responder writes one answer to a request. It gets the writer and the good page body, and
+# returns whether the connection stays open for the next request.
+Responder = Callable[[asyncio.StreamWriter, bytes], Awaitable[bool]]
+
+
+@dataclass
+class Rule:
+    responder: Responder
+    page: int | None
+    times: int
+    hits: int = 0
+
+
+@dataclass
+class Request:
+    page: int | None
+    size: int | None
+    head: bytes
+    at: float
+    connection: int
+
+
+@dataclass
+class MiniServer:
+    """A tiny tasks-list server on a raw socket, with scripted answers per page.
+
+    ``tasks`` tasks (newest first, ``T000249`` ... ``T000000`` for 250), paged by the
+    request's ``page``/``page_size``. Rules added with :meth:`on` replace the good answer of
+    matching requests (first matching rule wins, ``times`` uses each).
+    """
+
+    tasks: int = 250
+    count: int | None = None
+    tls: ssl.SSLContext | None = None
+    rules: list[Rule] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    connections: int = 0
+    _server: asyncio.Server | None = None
+    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.items = [task_json(i) for i in range(self.tasks - 1, -1, -1)]
+
+    def task_lines(self) -> list[bytes]:
+        return list(self.items)
+
+    def task_ids(self) -> list[str]:
+        return [f"T{i:06d}" for i in range(self.tasks - 1, -1, -1)]
+
+    def page_body(self, page: int, size: int) -> bytes:
+        chunk = self.items[(page - 1) * size : page * size] if page >= 1 else []
+        count = len(self.items) if self.count is None else self.count
+        return b'{"count":%d,"status_code":200,"message":"ok","data":[%s]}' % (
+            count,
+            b",".join(chunk),
+        )
+
+    def on(self, responder: Responder, *, page: int | None = None, times: int = 1) -> Rule:
+        rule = Rule(responder, page, times)
+        self.rules.append(rule)
+        return rule
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> MiniServer:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0, ssl=self.tls)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self.connections += 1
+        number = self.connections
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                target = head.split(b" ", 2)[1].decode()
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
+                page = int(query["page"]) if query.get("page", "").isdigit() else None
+                size = int(query["page_size"]) if query.get("page_size", "").isdigit() else None
+                self.requests.append(
+                    Request(page, size, head, asyncio.get_running_loop().time(), number)
+                )
+                good = http(200, self.page_body(page or 1, size or 50))
+                for rule in self.rules:
+                    if rule.times > 0 and (rule.page is None or rule.page == page):
+                        rule.times -= 1
+                        rule.hits += 1
+                        keep = await rule.responder(writer, good)
+                        break
+                else:
+                    writer.write(good)
+                    await writer.drain()
+                    keep = True
+                if not keep:
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._handlers.discard(task)
+            if not writer.transport.is_closing():
+                writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def send(data: bytes, *, close: bool = True) -> Responder:
+    """Answer with exactly ``data``, then close (FIN) unless ``close`` is False."""
+
+    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
+        writer.write(data)
+        await writer.drain()
+        return not close
+
+    return respond
+
+
+def body_of(response: bytes) -> bytes:
+    return response.partition(b"\r\n\r\n")[2]
+
+
+def answer(make: Callable[[bytes], bytes], *, close: bool = False) -> Responder:
+    """Answer with ``make(good_body)`` (a whole response) instead of the good page."""
+
+    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
+        writer.write(make(body_of(good)))
+        await writer.drain()
+        return not close
+
+    return respond
+
+
+def reset() -> Responder:
+    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
+        rst(writer)
+        return False
+
+    return respond
+
+
+def stall(seconds: float) -> Responder:
+    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
+        await asyncio.sleep(seconds)
+        writer.write(good)
+        await writer.drain()
+        return True
+
+    return respond
+
+
+def trickle(data_of: Callable[[bytes], bytes], every: float = 1.0) -> Responder:
+    """Send the answer one byte every ``every`` seconds (slow-loris)."""
+
+    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
+        for byte in data_of(good):
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(every)
+        return True
+
+    return respond
+
+
+def truncate(response: bytes) -> bytes:
+    """A complete response head whose body stops halfway (Content-Length stays the full size)."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    return head + b"\r\n\r\n" + body[: len(body) // 2]
+
+
+def short_body() -> Responder:
+    """The good answer cut in half, then FIN: fewer bytes than the Content-Length said."""
+
+    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
+        writer.write(truncate(good))
+        await writer.drain()
+        return False
+
+    return respond

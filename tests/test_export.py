@@ -27,11 +27,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, make_client, tasks_server
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+from .helpers import ORG, SPACE, TOKEN, leftovers, make_client, tasks_server
 
 
 def jsonl_lines(path: Path) -> list[bytes]:

@@ -24,29 +24,13 @@ from unpod_async import (
     UnpodError,
 )
 
-from .helpers import SPACE, TOKEN
-from .test_hardening_network import MiniServer, Responder, chunked, client_for, http
+from .helpers import SPACE, TOKEN, MiniServer, answer, chunked, client_for, http
 
 ConnErr = APIConnectionError
 CHUNKED = {"Transfer-Encoding": "chunked"}
 GZIP = {"Content-Encoding": "gzip"}
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>\n"
 DEPTH = 100_000
-
-
-def body_of(response: bytes) -> bytes:
-    return response.partition(b"\r\n\r\n")[2]
-
-
-def answer(make: Callable[[bytes], bytes], *, close: bool = False) -> Responder:
-    """Answer with ``make(good_body)`` (a whole response) instead of the good page."""
-
-    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
-        writer.write(make(body_of(good)))
-        await writer.drain()
-        return not close
-
-    return respond
 
 
 def deep(n: int = DEPTH) -> bytes:

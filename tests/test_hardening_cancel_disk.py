@@ -26,13 +26,9 @@ import pytest
 from unpod_async import ExportError
 from unpod_async.testing import Simulator
 
-from .helpers import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, leftovers, make_client
 
 PREVIOUS = b"the previous good export\n"
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
 
 
 async def run_child(script: str, *args: str) -> tuple[int, str, str]:

@@ -30,8 +30,7 @@ from unpod_async import (
 from unpod_async._retry import parse_retry_after
 from unpod_async.testing import Fault, Simulator
 
-from .helpers import SPACE, make_client
-from .test_hardening_network import Handler, MiniServer, client_for, http, send, serve_wrapped
+from .helpers import SPACE, Handler, MiniServer, client_for, http, make_client, send, serve_wrapped
 
 
 class Timeline:

@@ -1,289 +1,35 @@
 """Hardening, network faults: refused, reset, short bodies, stale keep-alive, slow peers, queues.
 
-Everything runs over real loopback sockets: the simulator, or ``MiniServer``, a raw
-``asyncio.start_server`` that writes exact bytes for what the simulator cannot do (a body
-shorter than its Content-Length, a keep-alive socket closed while idle, a one-byte-a-second
-trickle of headers). ``MiniServer`` and the helpers here are shared by the other
-``test_hardening_*`` modules.
+Everything runs over real loopback sockets: the simulator, or ``MiniServer`` (in
+``helpers.py``), a raw server that writes exact bytes for what the simulator cannot do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import ssl
-import struct
 import time
-import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from aiohttp import web
 
-from unpod_async import APIConnectionError, APITimeoutError, UnpodClient, UnpodError
+from unpod_async import APIConnectionError, APITimeoutError, UnpodError
 from unpod_async.testing import Fault, Simulator
 
-from .helpers import ORG, SPACE, TOKEN, make_client
-
-FAST = {"retry_delay": 0.001, "max_retry_delay": 0.01}
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]  # what a middleware wraps
-
-
-def client_for(url: str, token: str = TOKEN, **kwargs: Any) -> UnpodClient:
-    """A client for a raw test server, with fast retries."""
-    return UnpodClient(token, ORG, base_url=url, **{**FAST, **kwargs})
-
-
-def http(
-    status: int,
-    body: bytes = b"",
-    *,
-    headers: dict[str, str] | None = None,
-    content_type: str | None = "application/json",
-    length: int | None = None,
-    reason: str = "X",
-) -> bytes:
-    """One HTTP/1.1 response as exact bytes (``length`` overrides the Content-Length)."""
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    if content_type is not None:
-        lines.append(f"Content-Type: {content_type}")
-    head = dict(headers or {})
-    if "Transfer-Encoding" not in head:
-        lines.append(f"Content-Length: {len(body) if length is None else length}")
-    lines.extend(f"{k}: {v}" for k, v in head.items())
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def chunked(body: bytes, size: int = 4096) -> bytes:
-    """``body`` in HTTP/1.1 chunked transfer coding."""
-    out = bytearray()
-    for i in range(0, len(body), size):
-        part = body[i : i + size]
-        out += b"%x\r\n" % len(part) + part + b"\r\n"
-    return bytes(out + b"0\r\n\r\n")
-
-
-def rst(writer: asyncio.StreamWriter) -> None:
-    """Tear the connection down with a RST (SO_LINGER 0), not a FIN."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
-def task_json(i: int) -> bytes:
-    return b'{"_id":"%024x","task_id":"T%06d","status":"completed","input":{"n":%d}}' % (i, i, i)
-
-
-# A responder writes one answer to a request. It gets the writer and the good page body, and
-# returns whether the connection stays open for the next request.
-Responder = Callable[[asyncio.StreamWriter, bytes], Awaitable[bool]]
-
-
-@dataclass
-class Rule:
-    responder: Responder
-    page: int | None
-    times: int
-    hits: int = 0
-
-
-@dataclass
-class Request:
-    page: int | None
-    size: int | None
-    head: bytes
-    at: float
-    connection: int
-
-
-@dataclass
-class MiniServer:
-    """A tiny tasks-list server on a raw socket, with scripted answers per page.
-
-    ``tasks`` tasks (newest first, ``T000249`` ... ``T000000`` for 250), paged by the
-    request's ``page``/``page_size``. Rules added with :meth:`on` replace the good answer of
-    matching requests (first matching rule wins, ``times`` uses each).
-    """
-
-    tasks: int = 250
-    count: int | None = None
-    tls: ssl.SSLContext | None = None
-    rules: list[Rule] = field(default_factory=list)
-    requests: list[Request] = field(default_factory=list)
-    connections: int = 0
-    _server: asyncio.Server | None = None
-    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.items = [task_json(i) for i in range(self.tasks - 1, -1, -1)]
-
-    def task_lines(self) -> list[bytes]:
-        return list(self.items)
-
-    def task_ids(self) -> list[str]:
-        return [f"T{i:06d}" for i in range(self.tasks - 1, -1, -1)]
-
-    def page_body(self, page: int, size: int) -> bytes:
-        chunk = self.items[(page - 1) * size : page * size] if page >= 1 else []
-        count = len(self.items) if self.count is None else self.count
-        return b'{"count":%d,"status_code":200,"message":"ok","data":[%s]}' % (
-            count,
-            b",".join(chunk),
-        )
-
-    def on(self, responder: Responder, *, page: int | None = None, times: int = 1) -> Rule:
-        rule = Rule(responder, page, times)
-        self.rules.append(rule)
-        return rule
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def __aenter__(self) -> MiniServer:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0, ssl=self.tls)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        self.connections += 1
-        number = self.connections
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                target = head.split(b" ", 2)[1].decode()
-                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
-                page = int(query["page"]) if query.get("page", "").isdigit() else None
-                size = int(query["page_size"]) if query.get("page_size", "").isdigit() else None
-                self.requests.append(
-                    Request(page, size, head, asyncio.get_running_loop().time(), number)
-                )
-                good = http(200, self.page_body(page or 1, size or 50))
-                for rule in self.rules:
-                    if rule.times > 0 and (rule.page is None or rule.page == page):
-                        rule.times -= 1
-                        rule.hits += 1
-                        keep = await rule.responder(writer, good)
-                        break
-                else:
-                    writer.write(good)
-                    await writer.drain()
-                    keep = True
-                if not keep:
-                    return
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._handlers.discard(task)
-            if not writer.transport.is_closing():
-                writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-
-def send(data: bytes, *, close: bool = True) -> Responder:
-    """Answer with exactly ``data``, then close (FIN) unless ``close`` is False."""
-
-    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
-        writer.write(data)
-        await writer.drain()
-        return not close
-
-    return respond
-
-
-def reset() -> Responder:
-    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
-        rst(writer)
-        return False
-
-    return respond
-
-
-def stall(seconds: float) -> Responder:
-    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
-        await asyncio.sleep(seconds)
-        writer.write(good)
-        await writer.drain()
-        return True
-
-    return respond
-
-
-def trickle(data_of: Callable[[bytes], bytes], every: float = 1.0) -> Responder:
-    """Send the answer one byte every ``every`` seconds (slow-loris)."""
-
-    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
-        for byte in data_of(good):
-            writer.write(bytes([byte]))
-            await writer.drain()
-            await asyncio.sleep(every)
-        return True
-
-    return respond
-
-
-def truncate(response: bytes) -> bytes:
-    """A complete response head whose body stops halfway (Content-Length stays the full size)."""
-    head, _, body = response.partition(b"\r\n\r\n")
-    return head + b"\r\n\r\n" + body[: len(body) // 2]
-
-
-def short_body() -> Responder:
-    """The good answer cut in half, then FIN: fewer bytes than the Content-Length said."""
-
-    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
-        writer.write(truncate(good))
-        await writer.drain()
-        return False
-
-    return respond
-
-
-@contextlib.asynccontextmanager
-async def serve_wrapped(
-    *middlewares: Any, tasks: int = 1000, **kwargs: Any
-) -> AsyncIterator[Simulator]:
-    """The simulator with aiohttp middlewares in front of it (added before it starts)."""
-    sim = Simulator(tasks, token=TOKEN, org_handle=ORG, space_token=SPACE, **kwargs)
-    sim.app.middlewares.extend(middlewares)
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from .helpers import (
+    SPACE,
+    Handler,
+    MiniServer,
+    client_for,
+    free_port,
+    make_client,
+    reset,
+    rst,
+    serve_wrapped,
+    short_body,
+    stall,
+    trickle,
+    truncate,
+)
 
 # --------------------------------------------------------------------------- refused
 

@@ -34,9 +34,11 @@ from unpod_async import (
 from unpod_async._progress import describe
 from unpod_async.testing import Fault, serve
 
-from .helpers import ORG, SPACE, TOKEN
-from .test_hardening_network import (
+from .helpers import (
     FAST,
+    ORG,
+    SPACE,
+    TOKEN,
     MiniServer,
     client_for,
     free_port,

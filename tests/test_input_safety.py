@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import socket
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator, serve
 
-from .helpers import ORG, SPACE, exception_chain
+from .helpers import ORG, SPACE, exception_chain, free_port
 
 SECRET = "sk-SECRET-7f3a9c2e51d04b"
 
@@ -216,16 +215,10 @@ async def test_token_not_in_str_or_repr_of_the_client() -> None:
         assert not any(leaks(value) for value in vars(client).values())
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def failure(scenario: str) -> UnpodError:
     """Provoke one kind of failure with a client holding SECRET; return what it raised."""
     if scenario == "refused":
-        base_url = f"http://127.0.0.1:{closed_port()}"
+        base_url = f"http://127.0.0.1:{free_port()}"
         async with UnpodClient(SECRET, ORG, base_url=base_url, max_retries=1, retry_delay=0) as c:
             with pytest.raises(APIConnectionError) as info:
                 await c.get_all_tasks(SPACE)
