@@ -6,12 +6,14 @@ Test modules import from here, never from one another:
   ``client_for`` (for any URL), both with fast retries;
 - small checks: ``exception_chain``, ``leftovers`` (hidden files an export left),
   ``free_port`` (a port nothing listens on);
-- servers on loopback: ``tasks_server`` (one aiohttp route), ``serve_wrapped`` (the simulator
-  behind middlewares), and ``MiniServer``, a raw ``asyncio.start_server`` that writes exact
-  bytes for what the simulator cannot do (a body shorter than its Content-Length, a keep-alive
-  socket closed while idle, a one-byte-a-second trickle of headers), with its response
-  builders (``http``, ``chunked``, ``send``, ``answer``, ``reset``, ``stall``, ``trickle``,
-  ``short_body``).
+- the simulator with a :class:`Recorder` in front (``serve_recorded``, or ``threaded_serve``
+  on a loop of its own): every request's page, page size, arrival, end and status, and the
+  peak number in flight;
+- other servers on loopback: ``tasks_server`` (one aiohttp route), and ``MiniServer``, a raw
+  ``asyncio.start_server`` that writes exact bytes for what the simulator cannot do (a body
+  shorter than its Content-Length, a keep-alive socket closed while idle, a one-byte-a-second
+  trickle of headers), with its response builders (``http``, ``chunked``, ``send``,
+  ``answer``, ``reset``, ``stall``, ``trickle``, ``short_body``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import contextlib
 import socket
 import ssl
 import struct
+import threading
+import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,18 +95,106 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# --------------------------------------------------------------------------- recording requests
+
+
+@dataclass
+class Hit:
+    """One request as the server saw it."""
+
+    page: int | None
+    page_size: int | None
+    start: float  # arrival, on the server's event-loop clock
+    wall: float  # arrival, on the wall clock (``time.time()``: what an HTTP date is read with)
+    end: float | None = None  # when the server's handler was done with it
+    status: int | None = None  # the status answered (None: no answer, e.g. a reset)
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return None
+
+
+@dataclass
+class Recorder:
+    """An aiohttp middleware that records every request the server sees, and the peak in flight."""
+
+    hits: list[Hit] = field(default_factory=list)
+    in_flight: int = 0
+    peak: int = 0
+
+    def pages(self) -> list[int | None]:
+        return [h.page for h in self.hits]
+
+    @property
+    def max_page(self) -> int:
+        return max((h.page or 0 for h in self.hits), default=0)
+
+    def arrivals(self, page: int | None = None) -> list[float]:
+        """Arrival times (event-loop clock), oldest first, of every request or those of ``page``."""
+        return sorted(h.start for h in self.hits if page is None or h.page == page)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        query = request.query
+        hit = Hit(_int(query.get("page")), _int(query.get("page_size")), loop.time(), time.time())
+        self.hits.append(hit)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            response = await handler(request)
+            hit.status = response.status
+            return response
+        finally:
+            self.in_flight -= 1
+            hit.end = loop.time()
+
+
 @contextlib.asynccontextmanager
-async def serve_wrapped(
-    *middlewares: Any, tasks: int = 1000, **kwargs: Any
-) -> AsyncIterator[Simulator]:
-    """The simulator with aiohttp middlewares in front of it (added before it starts)."""
+async def serve_recorded(
+    tasks: int = 1000, *, middlewares: Sequence[Any] = (), **kwargs: Any
+) -> AsyncIterator[tuple[Simulator, Recorder]]:
+    """The simulator, behind ``middlewares`` (outermost first) and then a :class:`Recorder`."""
     sim = Simulator(tasks, token=TOKEN, org_handle=ORG, space_token=SPACE, **kwargs)
-    sim.app.middlewares.extend(middlewares)
+    recorder = Recorder()
+    sim.app.middlewares.extend([*middlewares, recorder.middleware])
     await sim.start()
     try:
-        yield sim
+        yield sim, recorder
     finally:
         await sim.close()
+
+
+@contextlib.contextmanager
+def threaded_serve(tasks: int = 1000, **kwargs: Any) -> Iterator[tuple[Simulator, Recorder]]:
+    """:func:`serve_recorded`, but the simulator runs on its own event loop in a thread.
+
+    The test's loop then holds only the client's tasks, so ``asyncio.all_tasks()`` shows
+    exactly what the client left behind.
+    """
+    sim = Simulator(tasks, token=TOKEN, org_handle=ORG, space_token=SPACE, **kwargs)
+    recorder = Recorder()
+    sim.app.middlewares.append(recorder.middleware)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="simulator", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(sim.start(), loop).result(5)
+        yield sim, recorder
+    finally:
+        # Let the server see the client's disconnects before it shuts down: a handler still
+        # being cancelled at shutdown can leave its socket open (a server-side ResourceWarning).
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.1), loop).result(5)
+        asyncio.run_coroutine_threadsafe(sim.close(), loop).result(5)
+        # Let the closed server transports run their connection_lost (which closes the
+        # sockets) before the loop goes away.
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
 
 
 # --------------------------------------------------------------------------- MiniServer

@@ -1,7 +1,7 @@
 """Hardening, limits: Retry-After, the shared 429 pause, deadlines, request rate and AIMD.
 
-Timing is measured where it matters, on the server: a middleware in front of the simulator
-stamps each request's arrival with the event loop's clock.
+Timing is measured where it matters, on the server: a ``Recorder`` middleware in front of the
+simulator stamps each request's arrival with the event loop's clock.
 """
 
 from __future__ import annotations
@@ -30,34 +30,13 @@ from unpod_async import (
 from unpod_async._retry import parse_retry_after
 from unpod_async.testing import Fault, Simulator
 
-from .helpers import SPACE, Handler, MiniServer, client_for, http, make_client, send, serve_wrapped
-
-
-class Timeline:
-    """Arrival time, page and status of every tasks request the server sees."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[float, int | None, int]] = []
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        at = asyncio.get_running_loop().time()
-        page_text = request.query.get("page", "")
-        page = int(page_text) if page_text.isdigit() else None
-        response = await handler(request)
-        self.events.append((at, page, response.status))
-        return response
-
-    def arrivals(self, page: int | None = None) -> list[float]:
-        return sorted(at for at, p, _ in self.events if page is None or p == page)
-
+from .helpers import SPACE, Handler, MiniServer, client_for, http, make_client, send, serve_recorded
 
 # --------------------------------------------------------------------------- Retry-After
 
 
 async def test_retry_after_seconds_is_honoured() -> None:
-    timeline = Timeline()
-    async with serve_wrapped(timeline.middleware) as sim:
+    async with serve_recorded() as (sim, timeline):
         sim.faults.append(Fault("429", page=1, retry_after="0.4"))
         async with make_client(sim) as client:
             started = time.monotonic()
@@ -71,8 +50,7 @@ async def test_retry_after_seconds_is_honoured() -> None:
 
 async def test_retry_after_http_date_is_honoured() -> None:
     when = datetime.now(timezone.utc) + timedelta(seconds=2)
-    timeline = Timeline()
-    async with serve_wrapped(timeline.middleware) as sim:
+    async with serve_recorded() as (sim, timeline):
         sim.faults.append(Fault("429", page=1, retry_after=format_datetime(when, usegmt=True)))
         async with make_client(sim) as client:
             await client.get_tasks(SPACE)
@@ -99,7 +77,7 @@ def test_retry_after_parsing_table() -> None:
 )
 async def test_unusable_retry_after_falls_back_to_backoff(value: str) -> None:
     """Garbage never means "wait forever" nor a crash: the client's own short backoff."""
-    async with serve_wrapped() as sim:
+    async with serve_recorded() as (sim, _):
         sim.faults.append(Fault("429", page=1, retry_after=value, times=2))
         async with make_client(sim) as client:
             started = time.monotonic()
@@ -123,7 +101,7 @@ async def test_unusable_retry_after_falls_back_to_backoff(value: str) -> None:
     ],
 )
 async def test_huge_retry_after_fails_at_once_saying_how_long(value: str, said: str) -> None:
-    async with serve_wrapped() as sim:
+    async with serve_recorded() as (sim, _):
         sim.faults.append(Fault("429", page=1, retry_after=value, times=100))
         async with make_client(sim, max_retries=5) as client:
             started = time.monotonic()
@@ -160,7 +138,7 @@ async def test_huge_retry_after_on_a_503_fails_at_once_too() -> None:
 
 
 async def test_retry_after_above_a_custom_max_fails_at_once() -> None:
-    async with serve_wrapped() as sim:
+    async with serve_recorded() as (sim, _):
         sim.faults.append(Fault("429", page=1, retry_after="0.5", times=100))
         async with make_client(sim, max_retry_after=0.2) as client:
             with pytest.raises(
@@ -172,32 +150,30 @@ async def test_retry_after_above_a_custom_max_fails_at_once() -> None:
 
 async def test_429_pause_holds_every_concurrent_request_of_the_client() -> None:
     """One request's 429 holds all the others: none reaches the server before it expires."""
-    timeline = Timeline()
-    async with serve_wrapped(timeline.middleware) as sim:
+    async with serve_recorded() as (sim, timeline):
         sim.faults.append(Fault("429", page=1, retry_after="0.5"))
         async with make_client(sim, concurrency=8) as client:
             throttled = asyncio.create_task(client.get_tasks(SPACE, page=1))
-            while not timeline.events:
+            while not timeline.hits or timeline.hits[0].status is None:
                 await asyncio.sleep(0.005)
-            got_429 = timeline.events[0][0]
+            got_429 = timeline.hits[0].start
             await asyncio.sleep(0.05)  # the 429 has been read: the pause is on
             others = [client.get_tasks(SPACE, page=p) for p in range(2, 10)]
             pages = await asyncio.gather(throttled, *others)
     assert all(len(p.data) == 20 for p in pages)
-    later = [at for at, _, _ in timeline.events[1:]]
+    later = [hit.start for hit in timeline.hits[1:]]
     assert len(later) == 9  # the throttled retry and the eight others
     assert min(later) >= got_429 + 0.49, [round(at - got_429, 3) for at in later]
 
 
 async def test_429_pause_also_holds_requests_waiting_for_their_rate_slot() -> None:
-    timeline = Timeline()
-    async with serve_wrapped(timeline.middleware) as sim:
+    async with serve_recorded() as (sim, timeline):
         sim.faults.append(Fault("429", page=1, retry_after="0.5"))
         async with make_client(sim, concurrency=8, max_requests_per_minute=600) as client:
             # Sent 0.1 s apart; page 1's 429 at once pauses the client for 0.5 s.
             await asyncio.gather(*(client.get_tasks(SPACE, page=p) for p in range(1, 9)))
-    got_429 = timeline.events[0][0]
-    later = [round(at - got_429, 3) for at, _, _ in timeline.events[1:]]
+    limited = next(hit for hit in timeline.hits if hit.status == 429)
+    later = [round(hit.start - limited.start, 3) for hit in timeline.hits if hit is not limited]
     assert min(later) >= 0.49, later
 
 
@@ -205,7 +181,7 @@ async def test_429_pause_also_holds_requests_waiting_for_their_rate_slot() -> No
 
 
 async def test_deadline_bounds_iter_tasks() -> None:
-    async with serve_wrapped(latency=0.05) as sim, make_client(sim, concurrency=2) as client:
+    async with serve_recorded(latency=0.05) as (sim, _), make_client(sim, concurrency=2) as client:
         consumed = 0
 
         async def consume() -> None:
@@ -228,7 +204,7 @@ async def test_deadline_bounds_iter_tasks() -> None:
 
 
 async def test_deadline_bounds_get_all_tasks() -> None:
-    async with serve_wrapped(latency=0.05) as sim, make_client(sim, concurrency=2) as client:
+    async with serve_recorded(latency=0.05) as (sim, _), make_client(sim, concurrency=2) as client:
         started = time.monotonic()
         with pytest.raises(DeadlineExceededError) as info:
             await client.get_all_tasks(SPACE, page_size=10, deadline=0.4)
@@ -241,7 +217,7 @@ async def test_deadline_bounds_get_all_tasks() -> None:
 async def test_deadline_bounds_export_and_leaves_the_destination(tmp_path: Path) -> None:
     out = tmp_path / "tasks.jsonl"
     out.write_bytes(b"previous export\n")
-    async with serve_wrapped(latency=0.05) as sim, make_client(sim, concurrency=2) as client:
+    async with serve_recorded(latency=0.05) as (sim, _), make_client(sim, concurrency=2) as client:
         started = time.monotonic()
         with pytest.raises(DeadlineExceededError) as info:
             await client.export_tasks(SPACE, out, page_size=10, deadline=0.4)
@@ -347,8 +323,7 @@ async def test_max_requests_per_minute_spreads_a_bulk_pull_without_a_429() -> No
     limit, window = 10, 1.0
     per_minute = limit * 60 / window
     limiter, rejected = sliding_window_limit(limit, window)
-    timeline = Timeline()
-    async with serve_wrapped(limiter, timeline.middleware) as sim:
+    async with serve_recorded(middlewares=[limiter]) as (sim, timeline):
         # Without the client-side limit, the same pull bursts into the server's limit.
         async with make_client(sim, max_retries=0) as client:
             with pytest.raises(RateLimitError):
@@ -358,7 +333,7 @@ async def test_max_requests_per_minute_spreads_a_bulk_pull_without_a_429() -> No
                 )
         await asyncio.sleep(window)
         rejected.clear()
-        timeline.events.clear()
+        timeline.hits.clear()
         async with make_client(sim, max_requests_per_minute=per_minute, max_retries=0) as client:
             started = time.monotonic()
             a, b = await asyncio.gather(
@@ -383,7 +358,7 @@ async def test_max_requests_per_minute_spreads_a_bulk_pull_without_a_429() -> No
 async def test_an_overload_burst_halves_the_bound_and_successes_restore_it(kind: str) -> None:
     samples: list[tuple[int, int]] = []
     box: list[Any] = []
-    async with serve_wrapped(overloaded_server(10**6, samples, box)) as sim:
+    async with serve_recorded(middlewares=[overloaded_server(10**6, samples, box)]) as (sim, _):
         fault = Fault("429", retry_after="0") if kind == "429" else Fault("status", status=503)
         sim.faults.append(replace(fault, times=8))
         async with make_client(sim, concurrency=8, adaptive_concurrency=True) as client:
@@ -396,7 +371,7 @@ async def test_an_overload_burst_halves_the_bound_and_successes_restore_it(kind:
 
 
 async def test_the_bound_does_not_adapt_unless_asked() -> None:
-    async with serve_wrapped(overloaded_server(10**6, [], [])) as sim:
+    async with serve_recorded(middlewares=[overloaded_server(10**6, [], [])]) as (sim, _):
         sim.faults.append(Fault("status", status=503, times=8))
         async with make_client(sim, concurrency=8) as client:
             await asyncio.gather(*(client.get_tasks(SPACE, page=p) for p in range(1, 9)))
@@ -433,7 +408,7 @@ async def _overload_run(adaptive: bool) -> list[tuple[int, int]]:
     box: list[Any] = []
     server = overloaded_server(4, samples, box)
     async with (
-        serve_wrapped(server, tasks=2000, latency=0.01) as sim,
+        serve_recorded(2000, middlewares=[server], latency=0.01) as (sim, _),
         make_client(sim, concurrency=16, adaptive_concurrency=adaptive, max_retries=50) as client,
     ):
         box.append(client)

@@ -10,21 +10,19 @@ import asyncio
 import time
 
 import pytest
-from aiohttp import web
 
 from unpod_async import APIConnectionError, APITimeoutError, UnpodError
 from unpod_async.testing import Fault, Simulator
 
 from .helpers import (
     SPACE,
-    Handler,
     MiniServer,
     client_for,
     free_port,
     make_client,
     reset,
     rst,
-    serve_wrapped,
+    serve_recorded,
     short_body,
     stall,
     trickle,
@@ -221,20 +219,8 @@ async def test_64_queued_requests_never_time_out_waiting_for_the_pool() -> None:
     queue is 1.3 s long: a timer that started while a request waited for a pool slot would
     time most of them out.
     """
-    in_flight = peak = 0
-
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        try:
-            return await handler(request)
-        finally:
-            in_flight -= 1
-
     async with (
-        serve_wrapped(count, latency=0.08) as sim,
+        serve_recorded(latency=0.08) as (sim, server),
         make_client(sim, concurrency=4, timeout=0.5, max_retries=0) as client,
     ):
         started = time.monotonic()
@@ -245,7 +231,7 @@ async def test_64_queued_requests_never_time_out_waiting_for_the_pool() -> None:
         assert client._gate.peak_in_flight <= 4
     assert all(len(page.data) == 100 for page in pages)
     assert len(sim.requests) == 64  # no retries: max_retries=0, and none was needed
-    assert peak <= 4
+    assert server.peak <= 4
     assert elapsed > 64 / 4 * 0.08  # they really did queue
 
 

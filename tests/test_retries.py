@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -17,7 +14,6 @@ from typing import Any
 import aiohttp
 import pytest
 import tenacity
-from aiohttp import web
 
 from unpod_async import (
     APIConnectionError,
@@ -36,45 +32,9 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator
 
-from .helpers import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client, serve_recorded
 
 MAX_RETRIES = 2
-
-
-@dataclass
-class Hit:
-    page: int | None
-    start: float
-    wall: float
-    end: float = math.inf
-
-
-@dataclass
-class Tracer:
-    hits: list[Hit] = field(default_factory=list)
-
-
-@contextlib.asynccontextmanager
-async def traced(tasks: int = 1000, **kwargs: Any) -> AsyncIterator[tuple[Simulator, Tracer]]:
-    sim = Simulator(tasks, token=TOKEN, org_handle=ORG, space_token=SPACE, **kwargs)
-    tracer = Tracer()
-
-    @web.middleware
-    async def trace(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        page = request.query.get("page")
-        hit = Hit(int(page) if page and page.isdigit() else None, loop.time(), time.time())
-        tracer.hits.append(hit)
-        try:
-            return await handler(request)
-        finally:
-            hit.end = loop.time()
-
-    sim.app.middlewares.append(trace)
-    async with sim:
-        yield sim, tracer
 
 
 # --------------------------------------------------------------------------- retried
@@ -255,7 +215,7 @@ async def test_permanent_206_is_not_retried(sim: Simulator, message: str) -> Non
 
 
 async def test_retry_after_seconds_is_honoured() -> None:
-    async with traced(100) as (sim, tracer):
+    async with serve_recorded(100) as (sim, tracer):
         sim.faults.append(Fault("429", page=1, retry_after="0.3"))
         async with make_client(sim) as client:
             page = await client.get_tasks(SPACE, page_size=10)
@@ -267,7 +227,7 @@ async def test_retry_after_seconds_is_honoured() -> None:
 async def test_retry_after_http_date_is_honoured() -> None:
     target = math.ceil(time.time()) + 1  # whole seconds: an HTTP date has no fraction
     when = format_datetime(datetime.fromtimestamp(target, timezone.utc), usegmt=True)
-    async with traced(100) as (sim, tracer):
+    async with serve_recorded(100) as (sim, tracer):
         sim.faults.append(Fault("429", page=1, retry_after=when))
         async with make_client(sim, max_retry_after=5) as client:
             await client.get_tasks(SPACE, page_size=10)
@@ -300,7 +260,7 @@ async def test_a_429_pauses_every_request_of_the_client(retry_after: str | None)
     # Independent calls sharing one client (not one pull, whose in-order window would stall
     # on the limited page anyway): none of them may start a request during the pause.
     pause = 0.4
-    async with traced(1000, latency=0.02) as (sim, tracer):
+    async with serve_recorded(1000, latency=0.02) as (sim, tracer):
         sim.faults.append(Fault("429", page=6, retry_after=retry_after))
         options = {} if retry_after else {"retry_delay": pause, "max_retry_delay": pause}
         async with make_client(sim, concurrency=4, **options) as client:
@@ -322,7 +282,7 @@ async def test_a_429_pauses_every_request_of_the_client(retry_after: str | None)
 
 
 async def test_a_429_in_a_pull_is_waited_out_and_loses_nothing() -> None:
-    async with traced(1000, latency=0.005) as (sim, tracer):
+    async with serve_recorded(1000, latency=0.005) as (sim, tracer):
         sim.faults.append(Fault("429", page=6, retry_after="0.2"))
         async with make_client(sim, concurrency=4) as client:
             tasks = await client.get_all_tasks(SPACE, page_size=10)
