@@ -4,8 +4,9 @@ Test modules import from here, never from one another:
 
 - constants and clients: ``TOKEN``/``ORG``/``SPACE``, ``make_client`` (for the simulator),
   ``client_for`` (for any URL), both with fast retries;
-- small checks: ``exception_chain``, ``leftovers`` (hidden files an export left),
-  ``free_port`` (a port nothing listens on);
+- small checks: ``exception_chain``, ``assert_clean_chain`` (no aiohttp or tenacity error
+  reaches the caller), ``leftovers`` (hidden files an export left), ``free_port`` (a port
+  nothing listens on);
 - the simulator with a :class:`Recorder` in front (``serve_recorded``, or ``threaded_serve``
   on a loop of its own): every request's page, page size, arrival, end and status, and the
   peak number in flight;
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import tenacity
 from aiohttp import web
 
 from unpod_async import UnpodClient
@@ -81,6 +84,13 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
         seen.append(e)
         todo += [e.__cause__, e.__context__]
     return seen
+
+
+def assert_clean_chain(exc: BaseException) -> None:
+    """Neither aiohttp nor tenacity reaches the caller, not even as a cause or context."""
+    for e in exception_chain(exc):
+        assert not type(e).__module__.startswith(("aiohttp", "tenacity")), repr(e)
+        assert not isinstance(e, aiohttp.ClientError | tenacity.RetryError), repr(e)
 
 
 def leftovers(directory: Path) -> list[str]:

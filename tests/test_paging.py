@@ -1,4 +1,9 @@
-"""Whole-space paging against the simulator over loopback: order, laziness, caps, bounds."""
+"""Whole-space paging against the simulator over loopback: order, laziness, caps, read-ahead.
+
+Every task once and in order, whatever the page size or a wrong ``count``; pages fetched
+lazily and only a window ahead of the consumer; a server page-size cap learnt from page one.
+How many requests are in flight at once is in ``test_limits.py``.
+"""
 
 from __future__ import annotations
 
@@ -130,33 +135,7 @@ async def test_page_size_cap_is_learnt_from_page_one() -> None:
     assert len(tracer.hits) <= 1000 // 30 + 2 + 1
 
 
-# --------------------------------------------------------------------------- bounds
-
-
-async def test_concurrency_bounds_the_whole_client_across_calls() -> None:
-    async with (
-        serve_recorded(600, latency=0.01) as (sim, tracer),
-        make_client(sim, concurrency=3) as client,
-    ):
-        results = await asyncio.gather(
-            *(client.get_all_tasks(SPACE, page_size=20) for _ in range(3))
-        )
-    for tasks in results:
-        assert ids(tasks) == sim.task_ids()
-    assert tracer.peak <= 3
-    assert tracer.peak == 3  # the bound is used, not just respected
-
-
-async def test_concurrency_bounds_single_page_calls_too() -> None:
-    async with (
-        serve_recorded(200, latency=0.01) as (sim, tracer),
-        make_client(sim, concurrency=2) as client,
-    ):
-        pages = await asyncio.gather(
-            *(client.get_tasks(SPACE, page=p, page_size=10) for p in range(1, 11))
-        )
-    assert [t for page in pages for t in ids(page.data)] == sim.task_ids()[:100]
-    assert tracer.peak == 2
+# --------------------------------------------------------------------------- read-ahead
 
 
 async def test_iter_tasks_keeps_about_two_windows_of_pages() -> None:
