@@ -74,7 +74,8 @@ async def tasks_server(handler: Handler) -> AsyncIterator[str]:
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and every exception reachable through ``__cause__`` / ``__context__``."""
+    """``exc`` and every exception reachable through ``__cause__`` / ``__context__`` (and the
+    members of an exception group)."""
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -83,6 +84,9 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
             continue
         seen.append(e)
         todo += [e.__cause__, e.__context__]
+        group = getattr(e, "exceptions", ())
+        if isinstance(group, tuple | list):
+            todo += [member for member in group if isinstance(member, BaseException)]
     return seen
 
 
