@@ -6,7 +6,7 @@ Test modules import from here, never from one another:
   ``client_for`` (for any URL), both with fast retries;
 - small checks: ``exception_chain``, ``assert_clean_chain`` (no aiohttp or tenacity error
   reaches the caller), ``leftovers`` (hidden files an export left), ``free_port`` (a port
-  nothing listens on);
+  nothing listens on), ``run_python`` (a child process without the shell's ``UNPOD_*``);
 - the simulator with a :class:`Recorder` in front (``serve_recorded``, or ``threaded_serve``
   on a loop of its own): every request's page, page size, arrival, end and status, and the
   peak number in flight;
@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 import urllib.parse
@@ -100,6 +102,26 @@ def assert_clean_chain(exc: BaseException) -> None:
 def leftovers(directory: Path) -> list[str]:
     """The hidden files in ``directory``: an export's temporary file, partial file, checkpoint."""
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+async def run_python(*args: str, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """``python *args`` in a child process: its exit code, stdout and stderr.
+
+    The child gets this environment less any ``UNPOD_*`` variable (from a developer's shell),
+    plus ``env``.
+    """
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
+    child_env.update(env or {})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out, err
 
 
 def free_port() -> int:

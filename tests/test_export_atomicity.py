@@ -34,30 +34,16 @@ import pytest
 from unpod_async import BusinessLogicError, ExportError, UnpodClient
 from unpod_async.testing import Fault, Simulator
 
-from .helpers import ORG, SPACE, TOKEN, leftovers, make_client
+from .helpers import ORG, SPACE, TOKEN, leftovers, make_client, run_python
 
 PREVIOUS = b"the previous good export\n"
 
 
 async def run_child(script: str, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    env["PYTHONASYNCIODEBUG"] = "1"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-X",
-        "dev",
-        "-W",
-        "error::ResourceWarning",
-        "-c",
-        script,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """``script`` in a child process that shows every leak on its stderr."""
+    dev = ("-X", "dev", "-W", "error::ResourceWarning")
+    code, out, err = await run_python(*dev, "-c", script, *args, env={"PYTHONASYNCIODEBUG": "1"})
+    return code, out.decode(), err.decode()
 
 
 # --------------------------------------------------------------------------- a failing page

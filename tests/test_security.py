@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pickle
 import shutil
 import ssl
 import subprocess
-import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -56,6 +54,7 @@ from .helpers import (
     free_port,
     http,
     reset,
+    run_python,
     send,
     short_body,
     stall,
@@ -502,22 +501,11 @@ async def test_canary_absent_from_progress_and_export_files(tmp_path: Path) -> N
 
 
 async def _cli(*args: str, token_env: str | None = CANARY) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
+    env = {"PYTHONWARNINGS": "ignore"}
     if token_env is not None:
         env["UNPOD_API_TOKEN"] = token_env
-    env["PYTHONWARNINGS"] = "ignore"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "unpod_async",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace") + err.decode(errors="replace")
+    code, out, err = await run_python("-m", "unpod_async", *args, env=env)
+    return code, out.decode(errors="replace") + err.decode(errors="replace")
 
 
 async def test_canary_absent_from_cli_output(tmp_path: Path) -> None:
