@@ -4,9 +4,10 @@ Test modules import from here, never from one another:
 
 - constants and clients: ``TOKEN``/``ORG``/``SPACE``, ``make_client`` (for the simulator),
   ``client_for`` (for any URL), both with fast retries;
-- small checks: ``exception_chain``, ``assert_clean_chain`` (no aiohttp or tenacity error
-  reaches the caller), ``leftovers`` (hidden files an export left), ``free_port`` (a port
-  nothing listens on), ``run_python`` (a child process without the shell's ``UNPOD_*``);
+- small checks and tools: ``ids`` (task ids in order), ``exception_chain``,
+  ``assert_clean_chain`` (no aiohttp or tenacity error reaches the caller), ``leftovers``
+  (hidden files an export left), ``free_port`` (a port nothing listens on), ``run_python``
+  (a child process without the shell's ``UNPOD_*``);
 - the simulator with a :class:`Recorder` in front (``serve_recorded``, or ``threaded_serve``
   on a loop of its own): every request's page, page size, arrival, end and status, and the
   peak number in flight;
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,11 @@ async def tasks_server(handler: Handler) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+def ids(tasks: Iterable[Any]) -> list[str | None]:
+    """The ``task_id`` of each task, in order."""
+    return [t.task_id for t in tasks]
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:

@@ -27,12 +27,7 @@ from aiohttp import web
 from unpod_async import RateLimitError
 from unpod_async.testing import Fault
 
-from .helpers import SPACE, Handler, make_client, serve_recorded
-
-
-def ids(tasks: list[Any]) -> list[str]:
-    return [t.task_id for t in tasks]
-
+from .helpers import SPACE, Handler, ids, make_client, serve_recorded
 
 # --------------------------------------------------------------------------- in-flight bound
 

@@ -10,19 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any
 
 import pytest
 
 from unpod_async import TasksPage, UnpodClient
 from unpod_async.testing import Simulator
 
-from .helpers import SPACE, make_client, serve_recorded
-
-
-def ids(tasks: list[Any]) -> list[str]:
-    return [t.task_id for t in tasks]
-
+from .helpers import SPACE, ids, make_client, serve_recorded
 
 # --------------------------------------------------------------------------- one pass
 
