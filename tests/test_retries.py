@@ -1,4 +1,12 @@
-"""What is retried, how often, how long the client waits, and what the caller finally sees."""
+"""What is retried and what is not, how often, how long the client waits, and what the caller
+finally sees.
+
+Retried faults end, after ``max_retries``, in the last typed error (never a tenacity or aiohttp
+one); client errors and permanent 206s are not retried. ``Retry-After``, in seconds or as an
+HTTP date, is honoured; junk falls back to the client's own backoff; a wait beyond
+``max_retry_after`` fails at once, saying how long. Each retry is logged at INFO. (The pause a
+429 puts on every request of a client is in ``test_limits.py``.)
+"""
 
 from __future__ import annotations
 
