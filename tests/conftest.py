@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from unittest import mock
 
 import aiohttp
 import aioresponses.core as aioresponses_core
 import pytest
-from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
 from unpod_async import UnpodClient
 from unpod_async.testing import Simulator, serve
 
-TOKEN = "test-token"
-ORG = "demo-org"
-SPACE = "space-demo"
+from .helpers import ORG, SPACE, TOKEN, make_client
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     async with serve(tasks=1000, token=TOKEN, org_handle=ORG, space_token=SPACE) as simulator:
         yield simulator
-
-
-def make_client(sim: Simulator, **kwargs: object) -> UnpodClient:
-    """A client for ``sim`` with fast retries (tests should not sleep for backoff)."""
-    options: dict[str, object] = {"retry_delay": 0.001, "max_retry_delay": 0.01}
-    options.update(kwargs)
-    return UnpodClient(TOKEN, ORG, base_url=sim.base_url, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -57,35 +46,3 @@ def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
     with aioresponses() as m:
         yield m
-
-
-@contextlib.asynccontextmanager
-async def tasks_server(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
-    """A one-route server on loopback answering the tasks list with ``handler``; its base URL.
-
-    For shapes the simulator does not produce (pretty-printed JSON, tasks with no id at all).
-    """
-    app = web.Application()
-    app.router.add_get("/api/v2/platform/spaces/{space}/tasks/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
-def exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and every exception reachable through ``__cause__`` / ``__context__``."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or any(e is s for s in seen):
-            continue
-        seen.append(e)
-        todo += [e.__cause__, e.__context__]
-    return seen

@@ -1,71 +1,26 @@
 """Closing an iterator early or cancelling a caller stops every request at once, cleanly.
 
-The simulator runs on its own event loop in a thread here, so that the test's loop holds only
-the client's tasks and ``asyncio.all_tasks()`` shows exactly what the client left behind.
+The simulator runs on its own event loop in a thread here (``threaded_serve``), so that the
+test's loop holds only the client's tasks and ``asyncio.all_tasks()`` shows exactly what the
+client left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import random
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from unpod_async import UnpodClient
 from unpod_async.testing import Fault, Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
-
-
-class Threaded:
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self.in_flight = 0
-        self.peak = 0
-
-
-@contextlib.contextmanager
-def threaded_serve(tasks: int = 1000, **kwargs: Any) -> Iterator[Threaded]:
-    sim = Simulator(tasks, token=TOKEN, org_handle=ORG, space_token=SPACE, **kwargs)
-    box = Threaded(sim)
-
-    @web.middleware
-    async def count(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        box.in_flight += 1
-        box.peak = max(box.peak, box.in_flight)
-        try:
-            return await handler(request)
-        finally:
-            box.in_flight -= 1
-
-    sim.app.middlewares.append(count)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="simulator", daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(sim.start(), loop).result(5)
-        yield box
-    finally:
-        # Let the server see the client's disconnects before it shuts down: a handler still
-        # being cancelled at shutdown can leave its socket open (a server-side ResourceWarning).
-        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.1), loop).result(5)
-        asyncio.run_coroutine_threadsafe(sim.close(), loop).result(5)
-        # Let the closed server transports run their connection_lost (which closes the
-        # sockets) before the loop goes away.
-        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+from .helpers import SPACE, TOKEN, make_client, threaded_serve
 
 
 def others() -> set[asyncio.Task[Any]]:
@@ -101,8 +56,7 @@ def no_leaks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_aclosing_an_iterator_cancels_every_request_in_flight() -> None:
-    with threaded_serve(1000, latency=0.05) as box:
-        sim = box.sim
+    with threaded_serve(1000, latency=0.05) as (sim, _):
         async with make_client(sim, concurrency=4) as client:
             got = 0
             busy = 0
@@ -133,13 +87,12 @@ def hold_pages_after(last: int) -> Callable[[int, Simulator], Awaitable[None]]:
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_cancelling_the_caller_of_get_all_tasks() -> None:
-    with threaded_serve(1000) as box:
-        sim = box.sim
+    with threaded_serve(1000) as (sim, server):
         sim.on_request = hold_pages_after(2)
         async with make_client(sim, concurrency=4) as client:
             job = asyncio.create_task(client.get_all_tasks(SPACE, page_size=10))
             await wait_for_requests(sim, 6)
-            assert box.in_flight >= 3
+            assert server.in_flight >= 3
             job.cancel()
             async with asyncio.timeout(1):
                 with pytest.raises(asyncio.CancelledError):
@@ -160,8 +113,8 @@ async def test_a_cancellation_is_never_lost() -> None:
     lost = 0
     # 5 ms a page: a pull of 100 pages at concurrency 4 takes >= 125 ms, so every cancel at
     # 0-30 ms lands mid-pull (without latency a fast machine finishes some pulls first).
-    with threaded_serve(1000, latency=0.005) as box:
-        async with make_client(box.sim, concurrency=4) as client:
+    with threaded_serve(1000, latency=0.005) as (sim, _):
+        async with make_client(sim, concurrency=4) as client:
             for _ in range(30):
                 job = asyncio.create_task(client.get_all_tasks(SPACE, page_size=10))
                 await asyncio.sleep(rng.random() * 0.03)
@@ -179,8 +132,7 @@ async def test_a_cancellation_is_never_lost() -> None:
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_cancelling_during_retry_backoff() -> None:
-    with threaded_serve(100) as box:
-        sim = box.sim
+    with threaded_serve(100) as (sim, _):
         sim.faults.append(Fault("status", status=503, page=1, times=10))
         async with make_client(sim, retry_delay=5.0, max_retry_delay=5.0) as client:
             job = asyncio.create_task(client.get_tasks(SPACE))
@@ -197,8 +149,7 @@ async def test_cancelling_during_retry_backoff() -> None:
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_cancelling_during_a_429_pause() -> None:
-    with threaded_serve(100) as box:
-        sim = box.sim
+    with threaded_serve(100) as (sim, _):
         sim.faults.append(Fault("429", page=1, retry_after="5"))
         async with make_client(sim) as client:
             job = asyncio.create_task(client.get_tasks(SPACE))
@@ -214,8 +165,7 @@ async def test_cancelling_during_a_429_pause() -> None:
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_cancelled_waiters_do_not_leak_admission_slots() -> None:
-    with threaded_serve(1000, latency=0.02) as box:
-        sim = box.sim
+    with threaded_serve(1000, latency=0.02) as (sim, server):
         async with make_client(sim, concurrency=2) as client:
             for round_ in range(4):
                 jobs = [
@@ -227,19 +177,18 @@ async def test_cancelled_waiters_do_not_leak_admission_slots() -> None:
                     job.cancel()
                 await asyncio.gather(*jobs, return_exceptions=True)
             assert others() == set()
-            box.peak = 0
+            server.peak = 0
             pages = await asyncio.wait_for(
                 asyncio.gather(*(client.get_tasks(SPACE, page=p, page_size=10) for p in (1, 2, 3))),
                 5,
             )
             assert [len(p.data) for p in pages] == [10, 10, 10]
-            assert box.peak == 2  # both slots are still there, and no more
+            assert server.peak == 2  # both slots are still there, and no more
 
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_closing_the_client_under_a_running_pull() -> None:
-    with threaded_serve(1000) as box:
-        sim = box.sim
+    with threaded_serve(1000) as (sim, _):
         sim.on_request = hold_pages_after(1)
         client = make_client(sim, concurrency=4)
         job = asyncio.create_task(client.get_all_tasks(SPACE, page_size=10))
@@ -254,12 +203,12 @@ async def test_closing_the_client_under_a_running_pull() -> None:
 
 
 async def test_no_request_when_the_client_is_closed() -> None:
-    with threaded_serve(10) as box:
-        client = UnpodClient(TOKEN, base_url=box.sim.base_url)
+    with threaded_serve(10) as (sim, _):
+        client = UnpodClient(TOKEN, base_url=sim.base_url)
         await client.aclose()
         with pytest.raises(RuntimeError):
             await client.get_tasks(SPACE)
         with pytest.raises(RuntimeError):
             async for _ in client.iter_tasks(SPACE):
                 pass
-        assert box.sim.requests == []
+        assert sim.requests == []

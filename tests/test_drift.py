@@ -16,7 +16,7 @@ from aiohttp import web
 from unpod_async import Task, UnpodClient
 from unpod_async.testing import Simulator, serve
 
-from .conftest import ORG, SPACE, TOKEN, make_client, tasks_server
+from .helpers import ORG, SPACE, TOKEN, make_client, tasks_server
 
 Op = Callable[[Simulator], list[str]]
 DRIFT_LOG = re.compile(r"(?i)drift|chang")

@@ -1,18 +1,21 @@
-"""Export to JSONL, CSV and Parquet against the simulator over real sockets."""
+"""Export to JSONL, CSV and Parquet against the simulator over real sockets.
+
+What is written (byte-exact JSONL, CSV that round-trips, Parquet with nested structs, a
+binary stream), progress reports, filters, argument checks, and resuming a failed or killed
+export. That a failed export never leaves a half-written destination is in
+``test_export_atomicity.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import csv
-import errno
 import io
 import json
-import os
 import signal
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -27,11 +30,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Fault, Simulator, serve
 
-from .conftest import ORG, SPACE, TOKEN, make_client, tasks_server
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+from .helpers import ORG, SPACE, TOKEN, leftovers, make_client, tasks_server
 
 
 def jsonl_lines(path: Path) -> list[bytes]:
@@ -127,53 +126,6 @@ async def test_parquet_without_pyarrow_names_the_extra(
     with pytest.raises(ExportError, match=r"unpod-async\[parquet\]"):
         await client.export_tasks(SPACE, tmp_path / "x.parquet", format="parquet")
     assert sim.requests == []  # failed before any request
-    assert list(tmp_path.iterdir()) == []
-
-
-async def test_failure_mid_export_never_clobbers_the_destination(
-    sim: Simulator, client: UnpodClient, tmp_path: Path
-) -> None:
-    out = tmp_path / "tasks.jsonl"
-    out.write_bytes(b"the previous good export\n")
-    sim.faults.append(Fault(kind="206", page=5, message="Invalid Space Token"))
-    with pytest.raises(BusinessLogicError):
-        await client.export_tasks(SPACE, out, page_size=50)
-    assert out.read_bytes() == b"the previous good export\n"
-    assert leftovers(tmp_path) == []  # the temporary file is gone too
-
-
-async def test_cancelled_export_leaves_no_file(sim: Simulator, tmp_path: Path) -> None:
-    sim.latency = 0.05
-    out = tmp_path / "tasks.jsonl"
-    async with make_client(sim, concurrency=2) as client:
-        export = asyncio.create_task(client.export_tasks(SPACE, out, page_size=20))
-        while len(sim.requests) < 4:
-            await asyncio.sleep(0.01)
-        export.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await export
-    assert list(tmp_path.iterdir()) == []
-
-
-async def test_disk_full_is_a_typed_error_and_leaves_nothing(
-    client: UnpodClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from unpod_async import _writers
-
-    writes = 0
-    original = _writers.JsonlWriter.write
-
-    def write(self: Any, page: Any) -> int:
-        nonlocal writes
-        writes += 1
-        if writes == 3:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return original(self, page)
-
-    monkeypatch.setattr(_writers.JsonlWriter, "write", write)
-    out = tmp_path / "tasks.jsonl"
-    with pytest.raises(ExportError, match="No space left"):
-        await client.export_tasks(SPACE, out, page_size=100)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -23,7 +23,7 @@ from unpod_async import (
 )
 from unpod_async.testing import Simulator
 
-from .conftest import SPACE
+from .helpers import SPACE
 
 NESTED = [Task, TaskOutput, TaskSpec, PostCallData, UserInfo, TranscriptTurn, TasksPage]
 

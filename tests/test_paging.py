@@ -1,90 +1,28 @@
-"""Whole-space paging against the simulator over loopback: order, laziness, caps, bounds."""
+"""Whole-space paging against the simulator over loopback: order, laziness, caps, read-ahead.
+
+Every task once and in order, whatever the page size or a wrong ``count``; pages fetched
+lazily and only a window ahead of the consumer; a server page-size cap learnt from page one.
+How many requests are in flight at once is in ``test_limits.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from unpod_async import TasksPage, UnpodClient
 from unpod_async.testing import Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
-
-
-@dataclass
-class Hit:
-    page: int | None
-    page_size: int | None
-    start: float
-    end: float | None = None
-
-
-@dataclass
-class Tracer:
-    """What the server saw: every request with its start and end, and the peak in flight."""
-
-    hits: list[Hit] = field(default_factory=list)
-    in_flight: int = 0
-    peak: int = 0
-
-    def pages(self) -> list[int | None]:
-        return [h.page for h in self.hits]
-
-    @property
-    def max_page(self) -> int:
-        return max((h.page or 0 for h in self.hits), default=0)
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return None if text is None else int(text)
-    except ValueError:
-        return None
-
-
-@contextlib.asynccontextmanager
-async def traced(tasks: int = 1000, **kwargs: Any) -> AsyncIterator[tuple[Simulator, Tracer]]:
-    sim = Simulator(tasks, token=TOKEN, org_handle=ORG, space_token=SPACE, **kwargs)
-    tracer = Tracer()
-
-    @web.middleware
-    async def trace(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        hit = Hit(_int(request.query.get("page")), _int(request.query.get("page_size")), 0.0)
-        hit.start = loop.time()
-        tracer.hits.append(hit)
-        tracer.in_flight += 1
-        tracer.peak = max(tracer.peak, tracer.in_flight)
-        try:
-            return await handler(request)
-        finally:
-            tracer.in_flight -= 1
-            hit.end = loop.time()
-
-    sim.app.middlewares.append(trace)
-    async with sim:
-        yield sim, tracer
-
-
-def ids(tasks: list[Any]) -> list[str]:
-    return [t.task_id for t in tasks]
-
+from .helpers import SPACE, ids, make_client, serve_recorded
 
 # --------------------------------------------------------------------------- one pass
 
 
 async def test_page_one_first_then_the_rest_each_task_once_in_order() -> None:
-    async with traced(1000) as (sim, tracer), make_client(sim, concurrency=4) as client:
+    async with serve_recorded(1000) as (sim, tracer), make_client(sim, concurrency=4) as client:
         tasks = await client.get_all_tasks(SPACE, page_size=100)
     assert ids(tasks) == sim.task_ids()
     first, *rest = tracer.hits
@@ -106,13 +44,13 @@ async def test_iter_tasks_streams_the_same_tasks(sim: Simulator, client: UnpodCl
 
 @pytest.mark.parametrize("page_size", [1, 7, 1000, 5000])
 async def test_any_page_size_gives_every_task_once(page_size: int) -> None:
-    async with traced(300) as (sim, _), make_client(sim) as client:
+    async with serve_recorded(300) as (sim, _), make_client(sim) as client:
         tasks = await client.get_all_tasks(SPACE, page_size=page_size)
     assert ids(tasks) == sim.task_ids()
 
 
 async def test_empty_space() -> None:
-    async with traced(0) as (sim, tracer), make_client(sim) as client:
+    async with serve_recorded(0) as (sim, tracer), make_client(sim) as client:
         assert await client.get_all_tasks(SPACE) == []
     assert tracer.pages() == [1]
 
@@ -134,7 +72,7 @@ async def test_get_tasks_returns_one_tasks_page(sim: Simulator, client: UnpodCli
 async def test_overstated_count_fan_out_is_lazy() -> None:
     concurrency = 4
     async with (
-        traced(1000, count_offset=50_000_000) as (sim, tracer),
+        serve_recorded(1000, count_offset=50_000_000) as (sim, tracer),
         make_client(sim, concurrency=concurrency) as client,
     ):
         alive: list[int] = []
@@ -158,7 +96,10 @@ async def test_overstated_count_fan_out_is_lazy() -> None:
 
 async def test_understated_count_still_reaches_the_last_task() -> None:
     for offset in (-1, -550, -999, -1000):
-        async with traced(1000, count_offset=offset) as (sim, tracer), make_client(sim) as client:
+        async with (
+            serve_recorded(1000, count_offset=offset) as (sim, tracer),
+            make_client(sim) as client,
+        ):
             tasks = await client.get_all_tasks(SPACE, page_size=100)
         assert ids(tasks) == sim.task_ids(), offset
         assert Counter(tracer.pages()).most_common(1)[0][1] == 1
@@ -167,7 +108,7 @@ async def test_understated_count_still_reaches_the_last_task() -> None:
 @pytest.mark.parametrize("tasks", [1000, 1050])
 async def test_overstated_count_stops_at_the_first_short_or_empty_page(tasks: int) -> None:
     async with (
-        traced(tasks, count_offset=5000) as (sim, tracer),
+        serve_recorded(tasks, count_offset=5000) as (sim, tracer),
         make_client(sim, concurrency=1) as client,
     ):
         got = await client.get_all_tasks(SPACE, page_size=100)
@@ -179,7 +120,7 @@ async def test_overstated_count_stops_at_the_first_short_or_empty_page(tasks: in
 
 
 async def test_page_size_cap_is_learnt_from_page_one() -> None:
-    async with traced(1000, page_size_cap=30) as (sim, tracer), make_client(sim) as client:
+    async with serve_recorded(1000, page_size_cap=30) as (sim, tracer), make_client(sim) as client:
         tasks = await client.get_all_tasks(SPACE, page_size=100)
     assert ids(tasks) == sim.task_ids()
     assert tracer.hits[0].page_size == 100
@@ -188,33 +129,7 @@ async def test_page_size_cap_is_learnt_from_page_one() -> None:
     assert len(tracer.hits) <= 1000 // 30 + 2 + 1
 
 
-# --------------------------------------------------------------------------- bounds
-
-
-async def test_concurrency_bounds_the_whole_client_across_calls() -> None:
-    async with (
-        traced(600, latency=0.01) as (sim, tracer),
-        make_client(sim, concurrency=3) as client,
-    ):
-        results = await asyncio.gather(
-            *(client.get_all_tasks(SPACE, page_size=20) for _ in range(3))
-        )
-    for tasks in results:
-        assert ids(tasks) == sim.task_ids()
-    assert tracer.peak <= 3
-    assert tracer.peak == 3  # the bound is used, not just respected
-
-
-async def test_concurrency_bounds_single_page_calls_too() -> None:
-    async with (
-        traced(200, latency=0.01) as (sim, tracer),
-        make_client(sim, concurrency=2) as client,
-    ):
-        pages = await asyncio.gather(
-            *(client.get_tasks(SPACE, page=p, page_size=10) for p in range(1, 11))
-        )
-    assert [t for page in pages for t in ids(page.data)] == sim.task_ids()[:100]
-    assert tracer.peak == 2
+# --------------------------------------------------------------------------- read-ahead
 
 
 async def test_iter_tasks_reads_ahead_within_its_byte_budget() -> None:
@@ -224,7 +139,7 @@ async def test_iter_tasks_reads_ahead_within_its_byte_budget() -> None:
     concurrency = 2
     page_size = 100
     async with (
-        traced(20_000, latency=0.001) as (sim, tracer),
+        serve_recorded(20_000, latency=0.001) as (sim, tracer),
         make_client(sim, concurrency=concurrency, read_ahead_bytes=1_000_000) as client,
     ):
         page_bytes = len(b",".join(sim.tasks_json()[:page_size]))

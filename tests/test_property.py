@@ -24,7 +24,7 @@ from unpod_async import UnpodClient
 from unpod_async.testing import Fault, Simulator
 from unpod_async.testing._data import TaskRecord
 
-from .conftest import ORG, SPACE, TOKEN
+from .helpers import ORG, SPACE, TOKEN
 
 MAX_TASKS = 5000
 PAGES_PER_PASS = 40

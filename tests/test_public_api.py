@@ -14,7 +14,7 @@ import unpod_async
 from unpod_async import UnpodClient
 from unpod_async.testing import Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client
 
 ENV_VARS = ("UNPOD_API_TOKEN", "UNPOD_ORG_HANDLE", "UNPOD_BASE_URL")
 

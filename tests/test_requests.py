@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import tenacity
 from aioresponses import aioresponses
 from multidict import MultiDict
 from yarl import URL
@@ -31,7 +30,7 @@ from unpod_async import (
     UnpodError,
 )
 
-from .conftest import exception_chain
+from .helpers import assert_clean_chain
 
 TOKEN = "tok-3c1f-not-a-real-token"
 ORG = "acme"
@@ -52,12 +51,6 @@ def sent(m: aioresponses) -> list[tuple[URL, dict[str, str]]]:
 def page_body(n: int, count: int = 100) -> dict[str, Any]:
     data = [{"_id": f"{i:024x}", "task_id": f"T{i}"} for i in range(n)]
     return {"count": count, "status_code": 200, "message": "ok", "data": data}
-
-
-def assert_clean_chain(exc: BaseException) -> None:
-    for e in exception_chain(exc):
-        assert not type(e).__module__.startswith(("aiohttp", "tenacity")), repr(e)
-        assert not isinstance(e, aiohttp.ClientError | tenacity.RetryError), repr(e)
 
 
 # --------------------------------------------------------------------------- request shape

@@ -1,8 +1,16 @@
-"""Hardening, cancellation and a full disk.
+"""An export replaces its destination whole or not at all.
 
-Cancellation runs the client in a child process with ``-X dev``, ``PYTHONASYNCIODEBUG=1`` and
-``-W error::ResourceWarning`` (the simulator runs here, in the parent), so that an unclosed
-socket, a never-retrieved exception or a task left pending shows on the child's stderr.
+Whatever stops it (a failing page, a cancellation at any moment, a full disk, a failing fsync
+or rename, a kernel file-size limit), the destination keeps its previous content, or stays
+absent if there was none, and no temporary file is left; only a resumable export keeps its
+partial file and checkpoint, for the next run. (A bad body, a size cap or a deadline that
+stops an export is checked the same way in ``test_response_bodies.py`` and
+``test_deadlines.py``; resuming is in ``test_export.py``.)
+
+Cancellation also runs the client in a child process with ``-X dev``,
+``PYTHONASYNCIODEBUG=1`` and ``-W error::ResourceWarning`` (the simulator runs here, in the
+parent), so that an unclosed socket, a never-retrieved exception or a task left pending shows
+on the child's stderr.
 
 A full disk is a file whose writes raise ENOSPC once its room is used (a short write first,
 then the error, as the kernel does), and in a child process a real kernel limit
@@ -23,40 +31,51 @@ from typing import Any
 
 import pytest
 
-from unpod_async import ExportError
-from unpod_async.testing import Simulator
+from unpod_async import BusinessLogicError, ExportError, UnpodClient
+from unpod_async.testing import Fault, Simulator
 
-from .conftest import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, leftovers, make_client, run_python
 
 PREVIOUS = b"the previous good export\n"
 
 
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
-
-
 async def run_child(script: str, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    env["PYTHONASYNCIODEBUG"] = "1"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-X",
-        "dev",
-        "-W",
-        "error::ResourceWarning",
-        "-c",
-        script,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """``script`` in a child process that shows every leak on its stderr."""
+    dev = ("-X", "dev", "-W", "error::ResourceWarning")
+    code, out, err = await run_python(*dev, "-c", script, *args, env={"PYTHONASYNCIODEBUG": "1"})
+    return code, out.decode(), err.decode()
+
+
+# --------------------------------------------------------------------------- a failing page
+
+
+async def test_failure_mid_export_never_clobbers_the_destination(
+    sim: Simulator, client: UnpodClient, tmp_path: Path
+) -> None:
+    out = tmp_path / "tasks.jsonl"
+    out.write_bytes(PREVIOUS)
+    sim.faults.append(Fault(kind="206", page=5, message="Invalid Space Token"))
+    with pytest.raises(BusinessLogicError):
+        await client.export_tasks(SPACE, out, page_size=50)
+    assert out.read_bytes() == PREVIOUS
+    assert leftovers(tmp_path) == []  # the temporary file is gone too
 
 
 # --------------------------------------------------------------------------- cancellation
+
+
+async def test_cancelled_export_leaves_no_file(sim: Simulator, tmp_path: Path) -> None:
+    sim.latency = 0.05
+    out = tmp_path / "tasks.jsonl"
+    async with make_client(sim, concurrency=2) as client:
+        export = asyncio.create_task(client.export_tasks(SPACE, out, page_size=20))
+        while len(sim.requests) < 4:
+            await asyncio.sleep(0.01)
+        export.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await export
+    assert list(tmp_path.iterdir()) == []
+
 
 _CANCEL_SCRIPT = textwrap.dedent(
     """
@@ -249,6 +268,11 @@ async def test_disk_full_is_export_error_and_leaves_nothing(
         pytest.importorskip("pyarrow")
     disk_room[0] = room
     out = tmp_path / f"tasks.{fmt}"
+    # No file there before: none after.
+    with pytest.raises(ExportError, match="No space left"):
+        await client.export_tasks(SPACE, out, format=fmt, page_size=100)
+    assert list(tmp_path.iterdir()) == []
+    # A previous export there: left as it was.
     out.write_bytes(PREVIOUS)
     with pytest.raises(ExportError, match="No space left"):
         await client.export_tasks(SPACE, out, format=fmt, page_size=100)

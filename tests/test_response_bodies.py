@@ -1,4 +1,11 @@
-"""Hardening, hostile bodies: every bad answer is a typed error or a retry, never a partial write.
+"""What the client does with every kind of response body, hostile or merely odd.
+
+Every bad answer (malformed, truncated or empty JSON, HTML, invalid UTF-8, deep nesting, an
+unknown status, broken HTTP framing, a corrupt gzip stream) is a typed error after the
+retries, is retried when it clears, and never leaves a partial export. Odd but valid bodies
+(JSON under another Content-Type, a BOM, chunked, gzip, HTTP/1.0) decode as usual; integers
+beyond 64 bits survive; an absurd ``count`` neither crashes nor floods; ``max_response_bytes``
+caps the body, decompressed size included (a gzip bomb).
 
 The bodies come from ``MiniServer`` (raw sockets, exact bytes), so headers such as a missing
 Content-Type, chunked coding or gzip are exactly what the test says.
@@ -24,29 +31,13 @@ from unpod_async import (
     UnpodError,
 )
 
-from .conftest import SPACE, TOKEN
-from .test_hardening_network import MiniServer, Responder, chunked, client_for, http
+from .helpers import SPACE, TOKEN, MiniServer, answer, chunked, client_for, http
 
 ConnErr = APIConnectionError
 CHUNKED = {"Transfer-Encoding": "chunked"}
 GZIP = {"Content-Encoding": "gzip"}
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>\n"
 DEPTH = 100_000
-
-
-def body_of(response: bytes) -> bytes:
-    return response.partition(b"\r\n\r\n")[2]
-
-
-def answer(make: Callable[[bytes], bytes], *, close: bool = False) -> Responder:
-    """Answer with ``make(good_body)`` (a whole response) instead of the good page."""
-
-    async def respond(writer: asyncio.StreamWriter, good: bytes) -> bool:
-        writer.write(make(body_of(good)))
-        await writer.drain()
-        return not close
-
-    return respond
 
 
 def deep(n: int = DEPTH) -> bytes:
