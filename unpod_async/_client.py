@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _decode, _params
+from ._checkpoint import Identity
 from ._decode import PageDecoder
 from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallback
 from ._limits import Gate
@@ -247,7 +248,15 @@ class UnpodClient:
             page_size=page_size,
             resume=resume,
             progress=progress,
-            identity=f"{space_token}|{format}|{page_size}|{where.query()}",
+            identity=Identity(
+                space=space_token,
+                format=format,
+                page_size=page_size,
+                filters=where.query(),
+                base_url=self.base_url,
+                org_handle=self.org_handle,
+                token=self._token,
+            ),
         )
         pages = self._stream(
             url_for,
