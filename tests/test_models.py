@@ -167,8 +167,8 @@ class _CountingDecoder:
 async def test_client_decodes_pages_with_the_shared_decoder(
     sim: Simulator, client: UnpodClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counting = _CountingDecoder(_decode.TASKS_PAGE_DECODER)
-    monkeypatch.setattr(_decode, "TASKS_PAGE_DECODER", counting)
+    counting = _CountingDecoder(_decode.TYPED_PAGE_DECODER)
+    monkeypatch.setattr(_decode, "TYPED_PAGE_DECODER", counting)
     built: list[object] = []
     real_decoder = msgspec.json.Decoder
 
