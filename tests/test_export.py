@@ -267,3 +267,14 @@ async def test_resume_after_sigkill_equals_a_clean_export(tmp_path: Path) -> Non
         assert stats.resumed_pages == state["next_page"] - 1
     assert out.read_bytes() == clean.read_bytes()
     assert leftovers(tmp_path) == []
+
+
+async def test_an_async_progress_callback_is_awaited(client: UnpodClient, tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    async def progress(p: ExportProgress) -> None:
+        await asyncio.sleep(0)
+        seen.append(p.pages_done)
+
+    stats = await client.export_tasks(SPACE, tmp_path / "t.jsonl", page_size=100, progress=progress)
+    assert seen == list(range(1, stats.pages + 1))  # awaited, in order (and never left unawaited)
