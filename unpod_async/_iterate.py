@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, TypeVar
 
@@ -40,17 +40,18 @@ class TaskIterator(AsyncGenerator[T, None], Generic[T]):
     def __aiter__(self) -> TaskIterator[T]:
         return self
 
-    async def __anext__(self) -> T:
-        return await self._gen.__anext__()
+    # Plain methods handing back the generator's own awaitables: no extra coroutine per item.
+    def __anext__(self) -> Coroutine[Any, Any, T]:
+        return self._gen.__anext__()
 
-    async def asend(self, value: None) -> T:
-        return await self._gen.asend(value)
+    def asend(self, value: None) -> Coroutine[Any, Any, T]:
+        return self._gen.asend(value)
 
-    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> T:
-        return await self._gen.athrow(typ, val, tb)
+    def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Coroutine[Any, Any, T]:
+        return self._gen.athrow(typ, val, tb)
 
-    async def aclose(self) -> None:
-        await self._gen.aclose()
+    def aclose(self) -> Coroutine[Any, Any, None]:
+        return self._gen.aclose()
 
     def __repr__(self) -> str:
         return f"<TaskIterator {self.stats.tasks} tasks so far>"
