@@ -406,45 +406,40 @@ class Pager(Generic[P]):
 
         One stored task the server cannot serve makes every page holding it fail, every
         time. Read the page's positions again in smaller pieces (a piece of ``length`` at
-        ``start`` is page ``start // length + 1`` of that size), down to single positions:
-        skip only the positions that still fail, and keep every task that can be read.
+        ``start`` is page ``start // length + 1`` of that size), level by level down to single
+        positions: skip only the positions that still fail, keep every task that can be read.
+        When every piece of a level fails, and there are three or more, the server is failing
+        (not one task): the page's own error is raised.
         """
         if self._strict or not error.transient:
             raise error
-        first = (number - 1) * size
-        parts: list[Decoded[P]] = []
-        skipped: list[int] = []
-        ended = False
-
-        async def read(start: int, length: int) -> None:
-            nonlocal ended
-            if ended:
-                return
-            if length < size:
-                # A piece that fails is split at once (its failure is the page's); a single
-                # position gets the full retries before it is skipped: never drop a readable
-                # task for a passing fault.
-                retries = None if length == 1 else 0
+        logger.info("page %d fails after its retries (%s): reading it in pieces", number, error)
+        parts: dict[int, Decoded[P]] = {}
+        failing = [(number - 1) * size]
+        length = size
+        while failing and length > 1:
+            whole, length = length, length // _smallest_factor(length)
+            # A piece that fails is split at once (it fails for the page's reason); a single
+            # position gets the full retries before it is skipped: never drop a readable task
+            # for a passing fault.
+            retries = None if length == 1 else 0
+            pieces = [f + i * length for f in failing for i in range(whole // length)]
+            failing, ok = [], 0
+            for start in pieces:
                 try:
                     self._count_request()
                     part = await self._source.decoded(start // length + 1, length, retries)
                 except BusinessLogicError as exc:
                     if not exc.transient:
                         raise
-                else:
-                    part.count = _count(part)
-                    parts.append(part)
-                    ended = part.size < length  # the end of the space
-                    return
-            if length == 1:
-                skipped.append(start)
-                return
-            piece = length // _smallest_factor(length)
-            for offset in range(start, start + length, piece):
-                await read(offset, piece)
-
-        logger.info("page %d fails after its retries (%s): reading it in pieces", number, error)
-        await read(first, size)
+                    failing.append(start)
+                    continue
+                ok += 1
+                part.count = _count(part)
+                parts[start] = part
+            if ok == 0 and len(failing) >= 3:
+                raise error  # everything fails: the server, not one task
+        skipped = failing if length == 1 else []
         for position in skipped:
             logger.warning(
                 "skipped the task at position %d (page %d of %d): the server fails every "
@@ -456,8 +451,8 @@ class Pager(Generic[P]):
             )
         self.stats.skipped.extend(skipped)
         if not parts:
-            raise error  # nothing of the page could be read: not one bad task
-        page = self._source.combine(parts)
+            raise error  # nothing of the page could be read
+        page = self._source.combine([parts[start] for start in sorted(parts)])
         page.count = _count(page)
         page.skipped = len(skipped)
         return page
