@@ -26,6 +26,7 @@ from ._errors import (
 )
 from ._export import ExportProgress, ExportStats, Format, ProgressCallback
 from ._models import (
+    CallSummary,
     Organization,
     PostCallData,
     Space,
@@ -46,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BusinessLogicError",
+    "CallSummary",
     "DEFAULT_BASE_URL",
     "DeadlineExceededError",
     "ExportError",

@@ -1,19 +1,24 @@
 """Decoding a page for each consumer, with decoders built once.
 
 A consumer asks for a page in the view it needs: typed :class:`~unpod_async.Task` Structs
-(iterators, lists, CSV, Parquet), the tasks' own bytes (lossless JSONL), or only the keys that
-deduplication needs (rebuilding a resumed export's state). Each view decodes only what it reads
-(msgspec skips the rest), and every page decode returns a :class:`Decoded` for the pager.
+(iterators, lists), the tasks' own bytes (JSONL, CSV and Parquet exports), or only the keys
+that deduplication needs (rebuilding a resumed export's state). Each view decodes only what it
+reads (msgspec skips the rest), and every page decode returns a :class:`Decoded` for the pager.
+
+A typed page is one decode call. Only when a value has a type the models do not allow does that
+page take the slow road: its tasks are decoded one by one, and the few that still fail are
+decoded leniently (``_lenient``) and counted in :attr:`Decoded.repaired`. No task is lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from ._lenient import as_key, lenient_task
 from ._models import Organization, Space, Task, TasksPage
 
 __all__ = [
@@ -22,36 +27,43 @@ __all__ = [
     "PageDecoder",
     "RawTasks",
     "decode_raw_page",
+    "decode_tasks_page",
     "decode_typed_page",
 ]
 
 P = TypeVar("P")
 T = TypeVar("T")
 
-# A task's identity for dedupe: task_id, else _id, else its own JSON (a task with neither is
-# still yielded once; only an edit between two reads of it could make it look new).
+# A task's identity for dedupe: task_id, else _id, else id, else its own JSON (a task with none
+# is still yielded once; only an edit between two reads of it could make it look new).
 Key = str | bytes | None
 
 
 @dataclass(slots=True)
 class Decoded(Generic[P]):
     """A decoded page: the server's ``count``, each task's dedupe key, the consumer's view,
-    and the envelope's own ``status_code`` (which ``_response`` checks)."""
+    the envelope's own ``status_code`` (which ``_response`` checks), and how many of its
+    tasks had to be decoded leniently (``repaired``)."""
 
     count: int
     keys: Sequence[Key]
     payload: P
     status_code: int | None = None
+    repaired: int = 0
 
 
 PageDecoder = Callable[[bytes], Decoded[P]]
 
 
 class TaskKey(msgspec.Struct, gc=False):
-    """Only the two fields dedupe needs: decoding a page into these skips everything else."""
+    """Only what dedupe and the client-side filters read: decoding a page into these skips
+    everything else. Typed ``Any``, so that no value can fail the page here."""
 
-    task_id: str | None = None
-    id: str | None = msgspec.field(default=None, name="_id")
+    task_id: Any = None
+    id: Any = msgspec.field(default=None, name="_id")
+    doc_id: Any = msgspec.field(default=None, name="id")
+    status: Any = None
+    created: Any = None
 
 
 class RawPage(msgspec.Struct, gc=False):
@@ -68,6 +80,13 @@ class KeysPage(msgspec.Struct, gc=False):
     data: list[TaskKey] = []
 
 
+class ErrorEnvelope(msgspec.Struct, gc=False):
+    """``{status_code, message, data: {}}``: what a failure carries where a page was due."""
+
+    status_code: Any = None
+    message: Any = None
+
+
 class ListEnvelope(msgspec.Struct, Generic[T], gc=False):
     """``{status_code, message, data: [...]}`` of the endpoints that are not paged."""
 
@@ -77,17 +96,27 @@ class ListEnvelope(msgspec.Struct, Generic[T], gc=False):
 
 
 TASKS_PAGE_DECODER = msgspec.json.Decoder(TasksPage)
+TASK_DECODER = msgspec.json.Decoder(Task)
 RAW_PAGE_DECODER = msgspec.json.Decoder(RawPage)
 KEYS_PAGE_DECODER = msgspec.json.Decoder(KeysPage)
 KEYS_DECODER = msgspec.json.Decoder(list[TaskKey])
+ERROR_DECODER = msgspec.json.Decoder(ErrorEnvelope)
 TASKS_DECODER = msgspec.json.Decoder(list[Task])
 SPACES_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Space])
 ORGS_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Organization])
 _ENCODER = msgspec.json.Encoder()
 
 
+def task_key(k: TaskKey) -> str | None:
+    """The dedupe key of a keys view: the same as ``Task.key`` of the typed view."""
+    task_id, id_, doc_id = k.task_id, k.id, k.doc_id
+    if type(task_id) is str and task_id:
+        return task_id
+    return as_key(task_id) or as_key(id_) or as_key(doc_id)
+
+
 def typed_keys(tasks: Sequence[Task]) -> list[Key]:
-    keys: list[Key] = [task.task_id or task.id for task in tasks]
+    keys: list[Key] = [task.task_id or task.id or task.doc_id for task in tasks]
     if None in keys:
         keys = [
             k if k is not None else _ENCODER.encode(t) for k, t in zip(keys, tasks, strict=True)
@@ -95,27 +124,83 @@ def typed_keys(tasks: Sequence[Task]) -> list[Key]:
     return keys
 
 
-def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key]]:
-    """The count and the keys of a page whose tasks are kept raw: one typed decode, no
-    per-task call."""
+def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key], list[TaskKey]]:
+    """The count, the keys and the keys views of a page whose tasks are kept raw: one typed
+    decode, no per-task call."""
     page: KeysPage = KEYS_PAGE_DECODER.decode(body)
-    keys: list[Key] = [k.task_id or k.id for k in page.data]
+    # A string task_id is the rule: test it inline, call the general function only otherwise.
+    keys: list[Key] = [t if type(t := k.task_id) is str and t else task_key(k) for k in page.data]
     if None in keys:
         keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
-    return page.count, keys
+    return page.count, keys, page.data
+
+
+def _error_envelope(body: bytes) -> Decoded[Any] | None:
+    """A failure envelope (``data: {}`` where a list was due) whose ``status_code`` is an
+    error: decoded, so that ``_response`` raises the error it stands for. ``None`` otherwise
+    (the shape error then stands)."""
+    try:
+        envelope = ERROR_DECODER.decode(body)
+    except msgspec.ValidationError:
+        return None
+    status = envelope.status_code
+    if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+        message = envelope.message if isinstance(envelope.message, str) else None
+        return Decoded(0, [], TasksPage(status_code=status, message=message), status)
+    return None
+
+
+def _repair_typed_page(body: bytes) -> Decoded[TasksPage] | None:
+    """The page decoded task by task, the tasks that fail decoded leniently; ``None`` if the
+    envelope itself is not a page (then the typed decode's error stands)."""
+    try:
+        raw: RawPage = RAW_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        return _error_envelope(body)
+    tasks: list[Task] = []
+    repaired = 0
+    decode = TASK_DECODER.decode
+    for item in raw.data:
+        try:
+            tasks.append(decode(item))
+        except msgspec.ValidationError:
+            tasks.append(lenient_task(item))
+            repaired += 1
+    page = TasksPage(
+        count=raw.count, status_code=raw.status_code, message=raw.message, data=tuple(tasks)
+    )
+    return Decoded(page.count, typed_keys(page.data), page, page.status_code, repaired)
 
 
 def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
-    page: TasksPage = TASKS_PAGE_DECODER.decode(body)
+    """A page as typed tasks: one decode call, unless a value has an unexpected type."""
+    try:
+        page: TasksPage = TASKS_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        repaired = _repair_typed_page(body)
+        if repaired is None:
+            raise
+        return repaired
     return Decoded(page.count, typed_keys(page.data), page, page.status_code)
+
+
+def decode_tasks_page(body: bytes) -> TasksPage:
+    """One page as a :class:`TasksPage` (what ``get_tasks`` returns)."""
+    return decode_typed_page(body).payload
 
 
 @dataclass(slots=True)
 class RawTasks:
-    """A page's tasks as the server's own bytes; ``multiline`` if any contains a line break."""
+    """A page's tasks as the server's own bytes; ``multiline`` if any contains a line break.
+
+    ``statuses`` and ``created`` are each task's ``status`` and ``created`` as sent (from the
+    keys view decoded anyway), for the client-side filters.
+    """
 
     data: list[msgspec.Raw]
     multiline: bool
+    statuses: list[Any]
+    created: list[Any]
 
 
 _ASCII = bytes(range(128))
@@ -133,7 +218,17 @@ def check_utf8(body: bytes) -> None:
 
 
 def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
-    page: RawPage = RAW_PAGE_DECODER.decode(body)
+    try:
+        page: RawPage = RAW_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        error = _error_envelope(body)
+        if error is None:
+            raise
+        return Decoded(0, [], RawTasks([], False, [], []), error.status_code)
     check_utf8(body)
-    count, keys = raw_keys(body, page.data)
-    return Decoded(count, keys, RawTasks(page.data, b"\n" in body), page.status_code)
+    count, keys, views = raw_keys(body, page.data)
+    statuses = [k.status for k in views]
+    created = [k.created for k in views]
+    return Decoded(
+        count, keys, RawTasks(page.data, b"\n" in body, statuses, created), page.status_code
+    )
