@@ -23,9 +23,19 @@ ORG = "demo-org"
 SPACE = "space-demo"
 
 
+def sim_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The simulator options a test asks for with ``@pytest.mark.simulator(...)`` (e.g.
+    ``legacy_shapes=True`` for a test written against the earlier task shape)."""
+    marker = request.node.get_closest_marker("simulator")
+    return dict(marker.kwargs) if marker is not None else {}
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with serve(tasks=1000, token=TOKEN, org_handle=ORG, space_token=SPACE) as simulator:
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    options = sim_options(request)
+    async with serve(
+        tasks=1000, token=TOKEN, org_handle=ORG, space_token=SPACE, **options
+    ) as simulator:
         yield simulator
 
 
