@@ -21,7 +21,7 @@ from typing import IO, Any, Literal
 
 from . import _checkpoint
 from ._atomic import AtomicFile, check_destination, temp_beside
-from ._decode import PageDecoder, decode_raw_page, decode_typed_page
+from ._decode import PageDecoder, decode_raw_page
 from ._errors import ExportError
 from ._paging import Page, PullStats, ResumePoint
 from ._seen import SeenKeys
@@ -30,6 +30,7 @@ from ._writers import (
     JsonlWriter,
     ParquetWriter,
     Writer,
+    WriterOptions,
     require_pyarrow,
     seen_from_csv,
     seen_from_jsonl,
@@ -120,8 +121,10 @@ class ExportJob:
         file: AtomicFile | None,
         checkpoint: Path | None,
         identity: str,
+        options: WriterOptions | None = None,
     ) -> None:
         self.format = format
+        self.options = options or WriterOptions()
         self.page_size = page_size
         self._progress = progress
         self._stream = stream
@@ -146,6 +149,7 @@ class ExportJob:
         resume: bool,
         progress: ProgressCallback | None,
         identity: str,
+        options: WriterOptions | None = None,
     ) -> ExportJob:
         """Check everything that can be checked before a request, and read any checkpoint."""
         if format not in FORMATS:
@@ -183,14 +187,16 @@ class ExportJob:
             file=file,
             checkpoint=checkpoint,
             identity=identity,
+            options=options,
         )
         job._load_checkpoint()
         return job
 
     @property
     def decode(self) -> PageDecoder[Any]:
-        """The page view the writer needs: the tasks' own bytes, or typed tasks."""
-        return decode_raw_page if self._raw else decode_typed_page
+        """The page view every writer takes: the tasks' own bytes (CSV and Parquet read each
+        task's JSON, so that no field is lost and no type can fail a page)."""
+        return decode_raw_page
 
     def _load_checkpoint(self) -> None:
         path, file = self._checkpoint_path, self._file
@@ -202,8 +208,11 @@ class ExportJob:
             return
         with file.partial.open("r+b") as f:
             f.truncate(state.offset)
-        rebuild = seen_from_jsonl if self._raw else seen_from_csv
-        self.seen = rebuild(file.partial, state.offset)
+        if self._raw:
+            self.seen = seen_from_jsonl(file.partial, state.offset)
+        else:
+            guarded = self.options.csv_formula_guard
+            self.seen = seen_from_csv(file.partial, state.offset, formula_guard=guarded)
         self.resume_point = state.resume_point()
         self.resumed_pages = state.next_page - 1
         self.stats.tasks = state.tasks
@@ -215,10 +224,10 @@ class ExportJob:
 
     def _writer(self, out: IO[bytes]) -> Writer:
         if self._raw:
-            return JsonlWriter(out)
+            return JsonlWriter(out, self.options)
         if self.format == "csv":
-            return CsvWriter(out, header=self.resume_point is None)
-        return ParquetWriter(out)
+            return CsvWriter(out, header=self.resume_point is None, options=self.options)
+        return ParquetWriter(out, self.options)
 
     async def run(self, pages: AsyncGenerator[Page[Any], None]) -> ExportStats:
         """Write every page of ``pages`` and put the file in place; the export's figures."""
@@ -272,7 +281,9 @@ class ExportJob:
         stats, state, checkpoint = self.stats, self.state, self._checkpoint_path
         written = 0
         async for page in pages:
-            writer.write(page)
+            # The pager counted the page's new tasks; those the client-side filters left out
+            # were not written.
+            stats.tasks -= page.n_new - writer.write(page)
             written += 1
             if checkpoint is not None:
                 out.flush()
