@@ -190,7 +190,7 @@ class UnpodClient:
         hint = (
             f"{exc.message} (sent 'Authorization: {self.auth_scheme} ...'; the {what} "
             f"endpoint may accept only another auth scheme: try auth_scheme={others} "
-            f"or set {AUTH_SCHEME_ENV})"
+            f"(--auth-scheme) or set {AUTH_SCHEME_ENV})"
         )
         return AuthenticationError(
             hint,

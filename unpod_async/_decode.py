@@ -100,6 +100,7 @@ TASK_DECODER = msgspec.json.Decoder(Task)
 RAW_PAGE_DECODER = msgspec.json.Decoder(RawPage)
 KEYS_PAGE_DECODER = msgspec.json.Decoder(KeysPage)
 KEYS_DECODER = msgspec.json.Decoder(list[TaskKey])
+KEY_DECODER = msgspec.json.Decoder(TaskKey)
 ERROR_DECODER = msgspec.json.Decoder(ErrorEnvelope)
 TASKS_DECODER = msgspec.json.Decoder(list[Task])
 SPACES_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Space])
@@ -124,15 +125,40 @@ def typed_keys(tasks: Sequence[Task]) -> list[Key]:
     return keys
 
 
-def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key], list[TaskKey]]:
-    """The count, the keys and the keys views of a page whose tasks are kept raw: one typed
-    decode, no per-task call."""
-    page: KeysPage = KEYS_PAGE_DECODER.decode(body)
+_NO_KEY = TaskKey()
+
+
+def key_views(raws: Sequence[msgspec.Raw]) -> list[TaskKey]:
+    """The keys views of tasks one by one (a task that is not an object has none)."""
+    views = []
+    for raw in raws:
+        try:
+            views.append(KEY_DECODER.decode(raw))
+        except msgspec.ValidationError:
+            views.append(_NO_KEY)
+    return views
+
+
+def keys_of(views: Sequence[TaskKey], raws: Sequence[msgspec.Raw]) -> list[Key]:
+    """The dedupe key of each task (its own bytes when it has no id at all)."""
     # A string task_id is the rule: test it inline, call the general function only otherwise.
-    keys: list[Key] = [t if type(t := k.task_id) is str and t else task_key(k) for k in page.data]
+    keys: list[Key] = [t if type(t := k.task_id) is str and t else task_key(k) for k in views]
     if None in keys:
         keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
-    return page.count, keys, page.data
+    return keys
+
+
+def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[int, list[Key], list[TaskKey]]:
+    """The count, the keys and the keys views of a page whose tasks are kept raw: one typed
+    decode, no per-task call (unless a task is not even an object)."""
+    try:
+        page: KeysPage = KEYS_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        views = key_views(raws)
+        count = RAW_PAGE_DECODER.decode(body).count
+    else:
+        views, count = page.data, page.count
+    return count, keys_of(views, raws), views
 
 
 def _error_envelope(body: bytes) -> Decoded[Any] | None:
