@@ -219,14 +219,22 @@ def decode_tasks_page(body: bytes) -> TasksPage:
 class RawTasks:
     """A page's tasks as the server's own bytes; ``multiline`` if any contains a line break.
 
-    ``statuses`` and ``created`` are each task's ``status`` and ``created`` as sent (from the
-    keys view decoded anyway), for the client-side filters.
+    ``views`` are the keys views decoded anyway (one per task): :attr:`statuses` and
+    :attr:`created` read each task's ``status`` and ``created`` from them, as sent, for the
+    client-side filters (only when a filter asks).
     """
 
     data: list[msgspec.Raw]
     multiline: bool
-    statuses: list[Any]
-    created: list[Any]
+    views: Sequence[TaskKey] = ()
+
+    @property
+    def statuses(self) -> list[Any]:
+        return [view.status for view in self.views]
+
+    @property
+    def created(self) -> list[Any]:
+        return [view.created for view in self.views]
 
 
 _ASCII = bytes(range(128))
@@ -250,11 +258,7 @@ def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
         error = _error_envelope(body)
         if error is None:
             raise
-        return Decoded(0, [], RawTasks([], False, [], []), error.status_code)
+        return Decoded(0, [], RawTasks([], False), error.status_code)
     check_utf8(body)
     count, keys, views = raw_keys(body, page.data)
-    statuses = [k.status for k in views]
-    created = [k.created for k in views]
-    return Decoded(
-        count, keys, RawTasks(page.data, b"\n" in body, statuses, created), page.status_code
-    )
+    return Decoded(count, keys, RawTasks(page.data, b"\n" in body, views), page.status_code)
