@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
@@ -119,6 +119,13 @@ class ExportStats:
 
 
 ProgressCallback = Callable[[ExportProgress], object]
+
+# The figures an export reports as its pull counted them.
+_FROM_PULL = tuple(
+    name
+    for name in (f.name for f in fields(ExportStats))
+    if name in {f.name for f in fields(PullStats)} and name != "skipped"
+)
 
 
 class _Counter(io.RawIOBase):
@@ -519,26 +526,13 @@ class ExportJob:
     def _result(self, size: int, seconds: float) -> ExportStats:
         stats = self.stats
         result = ExportStats(
-            tasks=stats.tasks,
-            pages=stats.pages,
-            expected=stats.expected,
-            duplicates=stats.duplicates,
-            passes=stats.passes,
-            recovered=stats.recovered,
-            retries=stats.retries,
+            **{name: getattr(stats, name) for name in _FROM_PULL},
+            skipped=tuple(stats.skipped),
             seconds=seconds,
             bytes=size,
             path=str(self._file.dest) if self._file is not None else None,
             format=self.format,
             resumed_pages=self.resumed_pages,
-            repairs=stats.repairs,
-            arrivals=stats.arrivals,
-            rereads=stats.rereads,
-            requests=stats.requests,
-            last_count=stats.last_count,
-            missing=stats.missing,
-            stopped=stats.stopped,
-            skipped=tuple(stats.skipped),
         )
         logger.info(
             "exported %d tasks (%d expected) in %.2fs: %d pages, %d retries, %d duplicates dropped",
