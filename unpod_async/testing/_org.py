@@ -6,7 +6,8 @@ Served like the real backend (see the project's API notes and its task service):
   first), each with the runs list's fields (``run_id, run_mode, status, batch_count, created,
   ...``); a failure answers 206 "Runs Fetch Failed".
 - ``GET spaces/{token}/runs/{run_id}/tasks/``: the tasks of one run, paged like tasks, in the
-  same shape; an unknown run has no tasks (200, ``count`` 0), as the backend's query finds none.
+  same shape, filtered by ``thread_id`` and ``user_id`` only (the backend's query); an unknown
+  run has no tasks (200, ``count`` 0), as that query finds none.
 - ``GET agents/{handle}/tasks/``: the tasks assigned to an agent across the organization's
   spaces, newest ``created`` first, 20 a page by default, as raw stored documents (``_id``
   always, and the stored fields the response model would drop); an unknown agent answers 404.
@@ -34,6 +35,7 @@ from ._data import (
     run_document,
     run_id_of,
     run_of,
+    thread_id_of,
 )
 from ._faults import (
     IMMEDIATE,
@@ -181,6 +183,12 @@ async def serve_org(
         )
     run_id = args[1]
     tasks = [rec for index, recs in _runs(space) if _run_id(space, index) == run_id for rec in recs]
+    # The backend's run tasks query: the run, and the caller's thread_id and user_id.
+    thread_id, user_id = record.query.get("thread_id"), record.query.get("user_id")
+    if thread_id:
+        tasks = [rec for rec in tasks if thread_id_of(space.seed, rec.serial) == thread_id]
+    if user_id:
+        tasks = [rec for rec in tasks if str(rec.user["id"]) == user_id]
     poisoned = space._is_poisoned if space._poisoned_serials or space._poisoned_ids else None
     return await _paged(
         space,
