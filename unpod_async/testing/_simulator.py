@@ -169,6 +169,16 @@ class Simulator:
     ``Authorization`` schemes the spaces and organizations views accept (the backend code
     takes only ``("JWT", "Bearer")``; the docs say ``Token``, the default); ``strict=True``
     answers 415 to an API request without ``Content-Type: application/json``.
+
+    The organization (``_org``): ``spaces={"token": n_tasks, ...}`` adds more spaces beside
+    this one (listed after it by ``GET spaces/``, each with tasks of its own seed and its own
+    ``space_id``); :meth:`space` returns the simulator of one of them, whose ``faults``,
+    ``insert``/``delete`` and ``poison`` are that space's. Every space serves its runs
+    (``GET spaces/{token}/runs/``: a run is ``RUN_SIZE`` = 250 consecutive tasks) and each run's
+    tasks (``GET spaces/{token}/runs/{run_id}/tasks/``), and ``GET agents/{handle}/tasks/``
+    serves an agent's tasks across the spaces (``agent-1`` .. ``agent-8`` take the runs in
+    turn). A :class:`Fault` with ``route=`` aims at those lists. :attr:`in_flight` and
+    :attr:`peak_in_flight` count the requests the server is handling at once.
     """
 
     def __init__(
