@@ -30,7 +30,7 @@ from pathlib import Path
 from ._errors import DeadlineExceededError
 from ._export import ExportProgress, ExportStats, Format
 from ._models import Space
-from ._params import check_positive, path_segment
+from ._params import path_segment
 
 __all__ = [
     "DEFAULT_SPACES_AT_ONCE",
@@ -211,7 +211,6 @@ async def export_each(
 ) -> SpacesExportStats:
     """Export ``spaces`` with ``export_one``, ``spaces_at_once`` at a time, each failure kept
     in its result; ``deadline`` (seconds) covers the whole run."""
-    check_positive("spaces_at_once", spaces_at_once)
     started = time.monotonic()
     until = None if deadline is None else started + deadline
     tally = _Tally(len(spaces), progress)
