@@ -280,6 +280,42 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     filters.add_argument("--user-id", metavar="ID", help="only tasks of this user")
 
 
+def _add_sources(parser: argparse.ArgumentParser) -> None:
+    """``tasks export``'s other sources: every space, one run, one agent."""
+    org = parser.add_argument_group("other sources")
+    org.add_argument(
+        "--all-spaces",
+        action="store_true",
+        help="every space of --org-handle, concurrently, one file per space in --output-dir "
+        "(Parquet: one dataset partitioned by space_token)",
+    )
+    org.add_argument(
+        "--output-dir", metavar="DIR", help="where --all-spaces writes (created if missing)"
+    )
+    org.add_argument(
+        "--spaces-at-once",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="spaces exported at the same time by --all-spaces, sharing --concurrency (default: 4)",
+    )
+    org.add_argument("--run", metavar="RUN_ID", help="only the tasks of this run of SPACE_TOKEN")
+    org.add_argument("--agent", metavar="HANDLE", help="the tasks of this agent, across its spaces")
+
+
+def _add_runs(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``runs list SPACE_TOKEN``."""
+    runs = commands.add_parser("runs", help="the runs of a space")
+    runs_cmds = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    runs_list = runs_cmds.add_parser(
+        "list", parents=[common], help="list the runs of a space, newest first"
+    )
+    runs_list.add_argument("space_token", metavar="SPACE_TOKEN")
+    runs_list.add_argument("--page-size", type=_positive_int, default=100, metavar="N")
+    runs_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs_list.set_defaults(handler=_commands.run_runs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``unpod-async`` command line."""
     common = _global_options(suppress=True)
@@ -310,25 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the space to export (or --agent HANDLE, or --all-spaces)",
     )
     export.add_argument("-o", "--output", metavar="FILE", help="output file, or - for stdout")
-    org = export.add_argument_group("other sources")
-    org.add_argument(
-        "--all-spaces",
-        action="store_true",
-        help="every space of --org-handle, concurrently, one file per space in --output-dir "
-        "(Parquet: one dataset partitioned by space_token)",
-    )
-    org.add_argument(
-        "--output-dir", metavar="DIR", help="where --all-spaces writes (created if missing)"
-    )
-    org.add_argument(
-        "--spaces-at-once",
-        type=_positive_int,
-        default=4,
-        metavar="N",
-        help="spaces exported at the same time by --all-spaces, sharing --concurrency (default: 4)",
-    )
-    org.add_argument("--run", metavar="RUN_ID", help="only the tasks of this run of SPACE_TOKEN")
-    org.add_argument("--agent", metavar="HANDLE", help="the tasks of this agent, across its spaces")
+    _add_sources(export)
     export.add_argument(
         "--format",
         choices=FORMATS,
@@ -370,16 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(get)
     get.set_defaults(handler=_commands.run_get)
 
-    # runs
-    runs = commands.add_parser("runs", help="the runs of a space")
-    runs_cmds = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
-    runs_list = runs_cmds.add_parser(
-        "list", parents=[common], help="list the runs of a space, newest first"
-    )
-    runs_list.add_argument("space_token", metavar="SPACE_TOKEN")
-    runs_list.add_argument("--page-size", type=_positive_int, default=100, metavar="N")
-    runs_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    runs_list.set_defaults(handler=_commands.run_runs)
+    _add_runs(commands, common)
 
     # spaces / orgs
     spaces = commands.add_parser("spaces", help="the spaces of an organization")

@@ -264,29 +264,7 @@ class Simulator:
         self.peak_in_flight = 0
         self._others: dict[str, Simulator] = {}
         for index, (other, n) in enumerate((spaces or {}).items()):
-            if other == space_token or not isinstance(other, str) or not other:
-                raise ValueError(f"spaces: {other!r} must be a new, non-empty space token")
-            child = Simulator(
-                n,
-                seed=seed * 1009 + index + 1,
-                space_token=other,
-                token=token,
-                org_handle=org_handle,
-                page_size_cap=page_size_cap,
-                default_page_size=default_page_size,
-                fault_rate=fault_rate,
-                fault_kinds=fault_kinds,
-                retry_after=retry_after,
-                legacy_shapes=legacy_shapes,
-                legacy_filters=legacy_filters,
-                legacy_params=legacy_params,
-                ids=ids,
-                spaces_auth=spaces_auth,
-                strict=strict,
-                utc_offset=utc_offset,
-            )
-            child._space_id = SPACE_ID + index + 1
-            self._others[other] = child
+            self._add_space(other, n, index)
 
     # ------------------------------------------------------------------ data
 
@@ -335,6 +313,33 @@ class Simulator:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    def _add_space(self, space_token: str, tasks: int, index: int) -> None:
+        """One more space of the organization: a simulator configured like this one, with a
+        seed and a ``space_id`` of its own."""
+        if space_token == self.space_token or not isinstance(space_token, str) or not space_token:
+            raise ValueError(f"spaces: {space_token!r} must be a new, non-empty space token")
+        child = Simulator(
+            tasks,
+            seed=self.seed * 1009 + index + 1,
+            space_token=space_token,
+            token=self.token,
+            org_handle=self.org_handle,
+            page_size_cap=self.page_size_cap,
+            default_page_size=self.default_page_size,
+            fault_rate=self.fault_rate,
+            fault_kinds=self.fault_kinds,
+            retry_after=self.retry_after,
+            legacy_shapes=self.legacy_shapes,
+            legacy_filters=self.legacy_filters,
+            legacy_params=self.legacy_params,
+            ids=self._ids,
+            spaces_auth=self.spaces_auth,
+            strict=self.strict,
+            utc_offset=self.utc_offset,
+        )
+        child._space_id = SPACE_ID + index + 1
+        self._others[space_token] = child
 
     @property
     def space_tokens(self) -> list[str]:
