@@ -62,7 +62,8 @@ class PullStats:
     that arrived during the pull and were read from the head; ``rereads`` pages read again
     because they could not be right (short, empty, undecodable); ``requests`` page requests
     sent (retries aside, counted in ``retries``); ``missing`` how many fewer tasks than
-    ``last_count`` the pull ended with (0 when complete).
+    ``last_count`` the pull ended with (0 when complete); ``empty_pages`` pages delivered
+    without a task (the one past a full last page, which confirms the end, is one).
     """
 
     expected: int = 0
@@ -77,6 +78,7 @@ class PullStats:
     repairs: int = 0
     arrivals: int = 0
     rereads: int = 0
+    empty_pages: int = 0
     last_count: int | None = None
     missing: int = 0
     stopped: str | None = None  # why the pull stopped early, if it did
@@ -297,7 +299,8 @@ class Pager(Generic[P]):
                 missing=stats.missing,
                 reason=stats.stopped,
             )
-        logger.warning("%s", message)
+        # Marked: a caller that reports the stats (the command line) says it once, not twice.
+        logger.warning("%s", message, extra={"unpod_in_stats": True})
 
     # --- pass 1 -----------------------------------------------------------------------------
 
@@ -448,6 +451,7 @@ class Pager(Generic[P]):
                 number,
                 size,
                 error.message,
+                extra={"unpod_in_stats": True},
             )
         self.stats.skipped.extend(skipped)
         if not parts:
@@ -648,6 +652,8 @@ class Pager(Generic[P]):
             part = list(only) if fresh is None else [only.start + i for i in fresh]
             page._new = None if len(part) == len(keys) else part
         stats.pages += 1
+        if page.size == 0:
+            stats.empty_pages += 1
         stats.tasks += page.n_new
         if page.n_new:
             self._useful_pages += 1
