@@ -72,10 +72,12 @@ async def test_each_request_is_logged_at_debug_without_the_token(
 
 async def test_export_progress_counts_bytes_and_the_end_page(tmp_path: Path) -> None:
     seen: list[ExportProgress] = []
-    async with serve(tasks=300, token=TOKEN, org_handle=ORG, space_token=SPACE) as sim:
-        async with make_client(sim) as client:
-            out = tmp_path / "t.jsonl"
-            stats = await client.export_tasks(SPACE, out, page_size=100, progress=seen.append)
+    out = tmp_path / "t.jsonl"
+    async with (
+        serve(tasks=300, token=TOKEN, org_handle=ORG, space_token=SPACE) as sim,
+        make_client(sim) as client,
+    ):
+        stats = await client.export_tasks(SPACE, out, page_size=100, progress=seen.append)
     sizes = [p.bytes_written for p in seen]
     assert sizes == sorted(sizes)
     assert sizes[-1] == stats.bytes == out.stat().st_size
