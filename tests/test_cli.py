@@ -302,8 +302,8 @@ async def test_orgs_and_spaces(sim: Simulator) -> None:
 # --- export ---------------------------------------------------------------------------------
 
 SUMMARY = re.compile(
-    r"exporting space (\S+) from (\S+) to (.+) \((\w+)\)\n"
-    r"exported ([\d,]+) tasks from space \1 to \3 \(\4\)\n"
+    r"exporting space (\S+) from 127\.0\.0\.1:\d+ to (.+) \((\w+)\)\n"
+    r"exported ([\d,]+) tasks from space \1 to \2 \(\3\)\n"
     r"  [\d.,]+ [kMG]?B in [\d.:]+ s? ?\([\d.,]+ [kMG]?B/s, [\d,]+ tasks/s\); "
     r"the server counted ([\d,]+)\n"
     r"  ([\d,]+) pages?, ([\d,]+) retr(?:y|ies), ([\d,]+) duplicates? dropped(, .*)?\n"
@@ -323,8 +323,8 @@ async def test_export_jsonl(sim: Simulator, tmp_path: Path) -> None:
     # Not a terminal: no progress redraws, just one summary line.
     match = SUMMARY.fullmatch(err)
     assert match, err
-    assert match.group(3, 5, 6, 9) == (str(out_file), f"{TASKS:,}", f"{TASKS:,}", "0")
-    assert match.group(8) == "1"  # retries
+    assert match.group(2, 4, 5, 8) == (str(out_file), f"{TASKS:,}", f"{TASKS:,}", "0")
+    assert match.group(7) == "1"  # retries
     lines = out_file.read_bytes().splitlines()
     assert [msgspec.json.decode(line)["task_id"] for line in lines] == sim.task_ids()
 
@@ -362,7 +362,7 @@ async def test_export_to_stdout(sim: Simulator) -> None:
     assert ids == sim.task_ids()
     match = SUMMARY.fullmatch(err)
     assert match, err
-    assert match.group(3) == "stdout"
+    assert match.group(2) == "stdout"
 
 
 # The server's status parameter is --outcome now; the legacy simulator reads it as the task status.

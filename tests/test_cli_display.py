@@ -135,6 +135,21 @@ def test_a_retry_mid_run_is_a_detail_until_pages_stop() -> None:
     assert len(render(board, 79)) <= 79
 
 
+def test_a_stalled_line_shows_the_page_everything_waits_for() -> None:
+    board, clock = _board()  # 900 pages written; page 903 keeps failing
+    board.retrying(RetryNotice(902, 2, 6, 0.1, "HTTP 500 without a JSON message"))
+    board.retrying(RetryNotice(903, 3, 6, 0.5, "HTTP 503 without a JSON message"))
+    board.retrying(RetryNotice(905, 2, 6, 0.1, "connection failed: Connection reset by peer"))
+    line = render(board, 200)
+    assert "retrying page 905 (attempt 2/6, next in 0.1 s): Connection reset by peer" in line
+    clock.now += 3  # long after both waits, and no page since
+    line = render(board, 79)
+    assert line.endswith("retrying page 903 (attempt 3/6): HTTP 503"), line
+    board.update(Snap(pages_done=905, tasks_written=90_500))  # it came
+    clock.now += 3
+    assert "retrying" not in render(board, 200)
+
+
 def test_unknown_count_and_sizes() -> None:
     board, _ = _board(Snap(expected=0, pages_planned=3, pages_done=3, tasks_written=250))
     assert "250 tasks" in render(board, 200)

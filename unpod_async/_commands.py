@@ -339,7 +339,7 @@ async def export_with_display(
 ) -> ExportStats:
     """Export one space with the header line and the progress display; its stats."""
     where = "stdout" if output == "-" else str(output)
-    err(f"exporting space {space_token} from {client.base_url} to {where} ({fmt})")
+    err(f"exporting space {space_token} from {host_of(client.base_url)} to {where} ({fmt})")
     with display_for(args, client, str(output)) as display:
         return await client.export_tasks(
             space_token, output, format=fmt, progress=display.update, **options

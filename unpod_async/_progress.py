@@ -113,6 +113,16 @@ def format_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _speed_texts(per_second: float) -> tuple[str, ...]:
+    """``"30.5 MB/s"``, and ``"31 MB/s"`` for when a column counts (10 and up)."""
+    text = f"{format_bytes(per_second)}/s"
+    number, unit = text.split(" ", 1)
+    value = float(number.replace(",", ""))
+    if value < 10 or "." not in number:
+        return (text,)
+    return (text, f"{int(value + 0.5):,} {unit}")
+
+
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n:,} {one if n == 1 else many}"
 
@@ -134,12 +144,14 @@ def _eta(snap: Snapshot) -> float:
     return snap.elapsed * (1 - done) / done
 
 
-_CANNOT_CONNECT = re.compile(r"^cannot connect to \S+: ")
+_SAID_ELSEWHERE = re.compile(r"^(cannot connect to \S+|connection failed): ")
+_NO_MESSAGE = re.compile(r"^(HTTP \d+) without a JSON message")
 
 
 def _short_reason(reason: str) -> str:
-    """The reason without what the line already says (the host it connects to)."""
-    return _CANNOT_CONNECT.sub("", reason)
+    """The reason in the fewest words: without what the line already says (the host it
+    connects to) or what adds nothing (a body without a message)."""
+    return _NO_MESSAGE.sub(r"\1", _SAID_ELSEWHERE.sub("", reason))
 
 
 # --- what is shown ----------------------------------------------------------------------------
@@ -159,14 +171,33 @@ class Board:
         self.snap: Snapshot | None = None
         self.updated: float = self.started  # when the last snapshot came
         self.retry: tuple[RetryLike, float] | None = None
-        self.finished = False
+        self._by_page: dict[int | None, tuple[RetryLike, float]] = {}
+        self.finished = False  # the export succeeded: no ETA, no retry left to show
+        self.stopped = False  # it ended, either way: no spinner
 
     def update(self, snap: Snapshot) -> None:
         self.snap = snap
         self.updated = self.clock()
 
     def retrying(self, notice: RetryLike) -> None:
-        self.retry = (notice, self.clock())
+        entry = (notice, self.clock())
+        done = self.snap.pages_done if self.snap is not None else 0
+        pages = {p: e for p, e in self._by_page.items() if p is None or p > done}
+        pages[notice.page] = entry
+        self._by_page = pages
+        self.retry = entry
+
+    def blocking_retry(self) -> tuple[RetryLike, float] | None:
+        """The retry most likely holding the export up while pages stop coming: of the pages
+        not yet written, the one retried most (pages are written in order, and one that
+        keeps failing is what they all wait for), the earliest of those."""
+        if self.snap is None:
+            return self.retry  # page 1 (or an endpoint without pages)
+        done = self.snap.pages_done
+        waiting = [e for p, e in self._by_page.items() if p is not None and p > done]
+        if not waiting:
+            return None
+        return min(waiting, key=lambda e: (-e[0].attempt, e[0].page))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +228,7 @@ def _retry_texts(notice: RetryLike, remaining: float) -> tuple[str, ...]:
     return (
         f"retrying {page} (attempt {notice.attempt}/{notice.attempts}{when}): {reason}",
         f"retry {notice.attempt}/{notice.attempts} of {page}{short_when}: {reason}",
+        f"{page} retry {notice.attempt}/{notice.attempts}: {reason}",
     )
 
 
@@ -206,10 +238,14 @@ def fields(board: Board, now: float | None = None) -> list[Field]:
     snap = board.snap
     out: list[Field] = []
     retry: tuple[str, ...] | None = None
-    if board.retry is not None and not board.finished:
-        notice, at = board.retry
+    stalled = now - board.updated > _STALLED
+    # The page everything waits for stays shown until it comes; any other retry briefly.
+    blocking = board.blocking_retry() if stalled else None
+    latest = blocking or board.retry
+    if latest is not None and not board.finished:
+        notice, at = latest
         remaining = at + notice.wait - now
-        if snap is None or remaining > -_RETRY_SHOWN_AFTER:
+        if blocking is not None or remaining > -_RETRY_SHOWN_AFTER:
             retry = _retry_texts(notice, remaining)
     elapsed = now - board.started
     if snap is None:
@@ -228,12 +264,12 @@ def fields(board: Board, now: float | None = None) -> list[Field]:
         else _plural(snap.tasks_written, "task", "tasks")
     )
     out += [
-        Field("bar", ("",), 2, bar=done),
+        Field("bar", ("",), 3, bar=done),
         Field("percent", (f"{100 * done:.0f}%",), 0),
         Field("tasks", (tasks,), 1),
         Field("pages", (f"{snap.pages_done:,}/{planned:,} pages",), 10),
         Field("bytes", (format_bytes(snap.bytes_written),), 6),
-        Field("speed", (f"{format_bytes(snap.bytes_written / seconds)}/s",), 7),
+        Field("speed", _speed_texts(snap.bytes_written / seconds), 7),
         Field("rate", (f"{snap.tasks_written / seconds:,.0f} tasks/s",), 11),
         Field("elapsed", (f"elapsed {format_duration(elapsed)}",), 5),
     ]
@@ -243,8 +279,7 @@ def fields(board: Board, now: float | None = None) -> list[Field]:
         out.append(Field("retries", (_plural(snap.retries, "retry", "retries"),), 8))
     if retry is not None:
         # While pages keep coming a retry is a detail; once they stop, it is the news.
-        stalled = now - board.updated > _STALLED
-        out.append(Field("retry", retry, 3 if stalled else 9, cut=stalled))
+        out.append(Field("retry", retry, 2 if stalled else 9, cut=stalled))
     return out
 
 
@@ -406,6 +441,7 @@ class ProgressDisplay:
         logger.removeHandler(self._listener)
         if self._previous_level is not None:
             logger.setLevel(self._previous_level)
+        self.board.stopped = True
         if exc_type is None:
             self.board.finished = True
         try:
@@ -538,7 +574,7 @@ class RichDisplay(_Ticking):
         width = max(20, terminal_width(self._stream))
         self._console.width = width
         line = Text(no_wrap=True, overflow="ellipsis")
-        spinner = not self.board.finished
+        spinner = not self.board.stopped
         room = width - (2 if spinner else 0)  # rich redraws whole lines: all columns serve
         for i, (item, text) in enumerate(fit(fields(self.board), room)):
             if i:
