@@ -1,10 +1,10 @@
 """The commands of ``unpod-async``: each calls the library and prints what it did.
 
 Shared by every command, so that a new one gets them by using them: the client built from
-the options (:func:`make_client`), the filters with their warnings (:func:`task_filters`),
-an export with its header line, its progress display and its summary
-(:func:`export_with_display`, :func:`summary_lines`), and the one place where an error
-becomes a message and an exit code (:func:`failure`).
+the options (:func:`_client`), the filters with their warnings (:func:`_filters`), an
+export with its header line, its progress display and its summary (:func:`export_with_display`,
+or :func:`display_for` and :func:`report`), and the one place where an error becomes a message
+and an exit code (:func:`failure`, called by ``cli.main`` for every command).
 
 Exit codes (:data:`EXIT_CODES`): 0 done (also when the reader of stdout went away: ``| head``);
 1 the API or the network failed; 2 the command line was wrong; 3 finished, but incomplete;
@@ -106,7 +106,7 @@ def warn(text: str) -> None:
     err(f"warning: {text}")
 
 
-def write_stdout(data: bytes) -> None:
+def _write_stdout(data: bytes) -> None:
     """Bytes to stdout as they are (JSON is UTF-8 whatever the terminal's encoding)."""
     sys.stdout.flush()
     buffer = getattr(sys.stdout, "buffer", None)
@@ -258,7 +258,7 @@ def interrupt_hint(args: argparse.Namespace) -> str:
 # --- building a client --------------------------------------------------------------------
 
 
-def client_options(args: argparse.Namespace) -> dict[str, Any]:
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     """The client keywords the command line sets (an option not given keeps its default)."""
     options: dict[str, Any] = {}
     for name in ("concurrency", "timeout", "max_retries", "auth_scheme", "allow_insecure_http"):
@@ -268,14 +268,14 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def make_client(args: argparse.Namespace) -> UnpodClient:
+def _client(args: argparse.Namespace) -> UnpodClient:
     """The client the options describe; no token is a usage error (exit 2)."""
     if env_token(args.token) is None:
         raise UsageError(f"no API token: pass --token or set {TOKEN_ENV}")
-    return UnpodClient(args.token, args.org_handle, base_url=args.base_url, **client_options(args))
+    return UnpodClient(args.token, args.org_handle, base_url=args.base_url, **_client_options(args))
 
 
-def task_filters(args: argparse.Namespace) -> TaskFilterArgs:
+def _filters(args: argparse.Namespace) -> TaskFilterArgs:
     """The filter options as the keywords every task method takes (checked by the library);
     a ``--status`` outside the documented statuses is warned about."""
     statuses = [s.strip() for value in args.status or () for s in value.split(",") if s.strip()]
@@ -362,8 +362,8 @@ def report(stats: ExportStats, space: str | None) -> int:
 async def run_export(args: argparse.Namespace) -> int:
     output: str = args.output
     fmt: Format = args.format or format_for(output)
-    filters = task_filters(args)
-    async with make_client(args) as client:
+    filters = _filters(args)
+    async with _client(args) as client:
         stats = await export_with_display(
             client,
             args,
@@ -381,17 +381,17 @@ async def run_export(args: argparse.Namespace) -> int:
 
 
 async def run_get(args: argparse.Namespace) -> int:
-    filters = task_filters(args)
-    async with make_client(args) as client:
+    filters = _filters(args)
+    async with _client(args) as client:
         page = await client.get_tasks(
             args.space_token, page=args.page, page_size=args.page_size, **filters
         )
-    write_stdout(msgspec.json.format(msgspec.json.encode(page), indent=2) + b"\n")
+    _write_stdout(msgspec.json.format(msgspec.json.encode(page), indent=2) + b"\n")
     return EXIT_OK
 
 
 async def run_spaces(args: argparse.Namespace) -> int:
-    client = make_client(args)
+    client = _client(args)
     if not client.org_handle:
         await client.aclose()
         raise UsageError(
@@ -400,17 +400,17 @@ async def run_spaces(args: argparse.Namespace) -> int:
     async with client:
         spaces = await client.list_spaces()
     if args.json:
-        write_stdout(msgspec.json.format(msgspec.json.encode(spaces), indent=2) + b"\n")
+        _write_stdout(msgspec.json.format(msgspec.json.encode(spaces), indent=2) + b"\n")
     else:
         print(_table(("TOKEN", "NAME"), [(s.token, s.name or "") for s in spaces]))
     return EXIT_OK
 
 
 async def run_orgs(args: argparse.Namespace) -> int:
-    async with make_client(args) as client:
+    async with _client(args) as client:
         orgs = await client.list_organizations()
     if args.json:
-        write_stdout(msgspec.json.format(msgspec.json.encode(orgs), indent=2) + b"\n")
+        _write_stdout(msgspec.json.format(msgspec.json.encode(orgs), indent=2) + b"\n")
     else:
         print(_table(("HANDLE", "NAME"), [(o.domain_handle, o.name or "") for o in orgs]))
     return EXIT_OK
@@ -433,7 +433,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     from .testing import serve
 
     path, fmt, temporary = _demo_destination(args.output, args.format)
-    options = {"concurrency": 16, **client_options(args)}
+    options = {"concurrency": 16, **_client_options(args)}
     err(f"starting the Unpod simulator with {args.tasks:,} tasks (5 ms latency, 1% faults)")
     async with contextlib.AsyncExitStack() as stack:
         sim = await stack.enter_async_context(

@@ -268,8 +268,14 @@ def fields(board: Board, now: float | None = None) -> list[Field]:
         Field("percent", (f"{100 * done:.0f}%",), 0),
         Field("tasks", (tasks,), 1),
         Field("pages", (f"{snap.pages_done:,}/{planned:,} pages",), 10),
-        Field("bytes", (format_bytes(snap.bytes_written),), 6),
-        Field("speed", _speed_texts(snap.bytes_written / seconds), 7),
+    ]
+    written = getattr(snap, "bytes_written", None)  # a progress without bytes has no figures
+    if written is not None:
+        out += [
+            Field("bytes", (format_bytes(written),), 6),
+            Field("speed", _speed_texts(written / seconds), 7),
+        ]
+    out += [
         Field("rate", (f"{snap.tasks_written / seconds:,.0f} tasks/s",), 11),
         Field("elapsed", (f"elapsed {format_duration(elapsed)}",), 5),
     ]
@@ -485,7 +491,11 @@ class _Ticking(ProgressDisplay):
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a display must never fail the work it shows
+                logging.getLogger(_LOGGER).debug("progress display failed", exc_info=True)
+                return
 
     def tick(self) -> None:
         """Draw once (called by the thread)."""
