@@ -15,7 +15,6 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -25,7 +24,6 @@ import pytest
 
 import unpod_async
 from unpod_async import _commands, cli
-from unpod_async._progress import PlainDisplay, ProgressDisplay, RichDisplay, open_display
 from unpod_async._redact import Redactor
 from unpod_async.testing import Fault, Simulator, serve
 
@@ -197,83 +195,27 @@ def test_format_from_extension(output: str, fmt: str) -> None:
     assert _commands.format_for(output) == fmt
 
 
-def test_summary_line() -> None:
+def test_summary_lines() -> None:
     stats = unpod_async.ExportStats(
-        tasks=20000,
-        pages=200,
-        expected=20000,
+        tasks=200_000,
+        pages=2001,
+        expected=200_000,
         duplicates=0,
         passes=1,
         recovered=0,
         retries=1,
-        seconds=3.2,
-        bytes=1,
+        seconds=31.25,
+        bytes=482_100_000,
         path="out.jsonl",
         format="jsonl",
+        empty_pages=1,
     )
-    assert _commands.summary_line(stats) == (
-        "exported 20000 tasks (20000 expected) from 200 pages to out.jsonl in 3.2s "
-        "(6,250 tasks/s), 1 retry, 0 duplicates dropped"
-    )
-
-
-# --- the progress display ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Snap:
-    pages_done: int
-    pages_planned: int
-    tasks_written: int
-    expected: int
-    retries: int
-    elapsed: float
-
-
-def _snap(done: int, tasks: int) -> _Snap:
-    return _Snap(
-        pages_done=done,
-        pages_planned=200,
-        tasks_written=tasks,
-        expected=20000,
-        retries=2,
-        elapsed=2.0,
-    )
-
-
-def test_display_is_silent_when_not_a_terminal() -> None:
-    stream = io.StringIO()
-    with open_display(stream=stream) as display:
-        display.update(_snap(1, 100))
-    assert type(display) is ProgressDisplay
-    assert stream.getvalue() == ""
-
-
-def test_plain_display_redraws_one_line() -> None:
-    stream = io.StringIO()
-    with open_display(stream=stream, interactive=True, use_rich=False) as display:
-        assert isinstance(display, PlainDisplay)
-        display.update(_snap(1, 100))
-        display.update(_snap(100, 10000))
-    text = stream.getvalue()
-    assert text.startswith("\r")
-    assert text.endswith("\n")
-    assert text.count("\n") == 1
-    last = text.rstrip("\n").split("\r")[-1]
-    assert "100/200 pages" in last
-    assert "10,000/20,000 tasks" in last
-    assert "5,000 tasks/s" in last
-    assert "ETA 0:02" in last
-    assert "2 retries" in last
-
-
-def test_rich_display() -> None:
-    pytest.importorskip("rich")
-    stream = io.StringIO()
-    with open_display(stream=stream, interactive=True, use_rich=True) as display:
-        assert isinstance(display, RichDisplay)
-        display.update(_snap(100, 10000))
-    assert "10,000/20,000 tasks" in stream.getvalue()
+    assert _commands.summary_lines(stats, "space-demo") == [
+        "exported 200,000 tasks from space space-demo to out.jsonl (jsonl)",
+        "  482.1 MB in 31.2 s (15.4 MB/s, 6,400 tasks/s); the server counted 200,000",
+        "  2,001 pages, 1 retry, 0 duplicates dropped",
+        "  (one page was empty: it confirms the full page before it was the last)",
+    ]
 
 
 # --- commands against the simulator -----------------------------------------------------------
@@ -360,8 +302,12 @@ async def test_orgs_and_spaces(sim: Simulator) -> None:
 # --- export ---------------------------------------------------------------------------------
 
 SUMMARY = re.compile(
-    r"exported (\d+) tasks \((\d+) expected\) from (\d+) pages to (.+) in [\d.]+s "
-    r"\([\d,]+ tasks/s\), \d+ retr(?:y|ies), (\d+) duplicates? dropped(, .*)?\n"
+    r"exporting space (\S+) from 127\.0\.0\.1:\d+ to (.+) \((\w+)\)\n"
+    r"exported ([\d,]+) tasks from space \1 to \2 \(\3\)\n"
+    r"  [\d.,]+ [kMG]?B in [\d.:]+ s? ?\([\d.,]+ [kMG]?B/s, [\d,]+ tasks/s\); "
+    r"the server counted ([\d,]+)\n"
+    r"  ([\d,]+) pages?, ([\d,]+) retr(?:y|ies), ([\d,]+) duplicates? dropped(, .*)?\n"
+    r"(  \(one page was empty: it confirms the full page before it was the last\)\n)?"
 )
 
 
@@ -377,8 +323,8 @@ async def test_export_jsonl(sim: Simulator, tmp_path: Path) -> None:
     # Not a terminal: no progress redraws, just one summary line.
     match = SUMMARY.fullmatch(err)
     assert match, err
-    assert match.group(1, 2, 4, 5) == (str(TASKS), str(TASKS), str(out_file), "0")
-    assert "1 retry," in err
+    assert match.group(2, 4, 5, 8) == (str(out_file), f"{TASKS:,}", f"{TASKS:,}", "0")
+    assert match.group(7) == "1"  # retries
     lines = out_file.read_bytes().splitlines()
     assert [msgspec.json.decode(line)["task_id"] for line in lines] == sim.task_ids()
 
@@ -416,7 +362,7 @@ async def test_export_to_stdout(sim: Simulator) -> None:
     assert ids == sim.task_ids()
     match = SUMMARY.fullmatch(err)
     assert match, err
-    assert match.group(4) == "stdout"
+    assert match.group(2) == "stdout"
 
 
 # The server's status parameter is --outcome now; the legacy simulator reads it as the task status.
@@ -449,7 +395,7 @@ async def test_export_to_a_missing_directory_is_refused_up_front(
         env=_sim_env(sim),
     )  # fmt: skip
     assert code == 2
-    assert err == f"error: directory {tmp_path / 'nope'} does not exist\n"
+    assert err.endswith(f"\nerror: directory {tmp_path / 'nope'} does not exist\n")
     assert sim.requests == []
 
 
@@ -461,9 +407,8 @@ async def test_export_write_failure_is_an_error(sim: Simulator, tmp_path: Path) 
         code, _, err = await run(
             "tasks", "export", sim.space_token, "-o", "-", env=_sim_env(sim), stdout=full
         )
-    assert code == 1
-    assert err.startswith("error: ")
-    assert err.count("\n") == 1
+    assert code == 4  # a local problem, not the API's
+    assert err.splitlines()[-1] == "error: cannot write the output stream: No space left on device"
     assert "Traceback" not in err
 
 
@@ -505,7 +450,7 @@ async def test_progress_on_a_terminal(sim: Simulator, tmp_path: Path) -> None:
             os.close(slave)
     text = b"".join(chunks).decode(errors="replace")
     assert f"{TASKS:,}/{TASKS:,} tasks" in text  # the live display's last state
-    assert f"exported {TASKS} tasks" in text  # then the summary
+    assert f"exported {TASKS:,} tasks" in text  # then the summary
 
 
 async def _interrupt(proc: asyncio.subprocess.Process, sim: Simulator) -> tuple[int, str]:
@@ -533,8 +478,8 @@ async def test_ctrl_c_leaves_the_destination_untouched(tmp_path: Path) -> None:
         )  # fmt: skip
         code, err = await _interrupt(proc, slow)
     assert code == 130
-    assert err == (
-        "interrupted; the destination was left untouched "
+    assert err.endswith(
+        "\ninterrupted; the destination was left untouched "
         "(use --resume to make long exports resumable)\n"
     )
     assert out_file.read_bytes() == b"yesterday's export\n"
@@ -550,7 +495,7 @@ async def test_ctrl_c_with_resume_then_resume(tmp_path: Path) -> None:
         proc = await _start(args, _sim_env(slow))
         code, err = await _interrupt(proc, slow)
         assert code == 130
-        assert err == "interrupted; rerun the same command with --resume to continue\n"
+        assert err.endswith("\ninterrupted; rerun the same command with --resume to continue\n")
 
         slow.latency = 0
         code, _, err = await run(*args, env=_sim_env(slow))
@@ -564,14 +509,23 @@ async def test_ctrl_c_with_resume_then_resume(tmp_path: Path) -> None:
 
 
 async def test_demo_end_to_end(tmp_path: Path) -> None:
-    # Default destination: the current directory; no token or other settings needed.
-    code, out, err = await run("demo", "--tasks", "2000", env=_env(), cwd=tmp_path)
+    # Default destination: a new temporary directory, named; no token or settings needed.
+    code, out, err = await run(
+        "demo", "--tasks", "2000", env=_env(TMPDIR=str(tmp_path)), cwd=tmp_path
+    )
     assert code == 0, err
-    out_file = tmp_path / "unpod-demo-export.jsonl"
+    assert out == ""
+    assert list(tmp_path.glob("*.jsonl")) == []  # not in the current directory
+    [folder] = tmp_path.glob("unpod-demo-*")
+    out_file = folder / "unpod-demo-export.jsonl"
     assert len(out_file.read_bytes().splitlines()) == 2000
-    assert f"file:       {out_file}" in out
-    assert "tasks:      2,000 of 2,000 expected" in out
-    assert re.search(r"throughput: [\d,]+ tasks/s", out)
+    lines = err.splitlines()
+    assert lines[0] == "starting the Unpod simulator with 2,000 tasks (5 ms latency, 1% faults)"
+    assert SUMMARY.fullmatch("\n".join(lines[1:-1]) + "\n"), err
+    assert f"exported 2,000 tasks from space space-demo to {out_file} (jsonl)" in lines
+    assert lines[-1] == (
+        f"the file is in a new temporary directory, {folder} (pass --output to write it elsewhere)"
+    )
 
 
 async def test_demo_into_a_directory_as_csv(tmp_path: Path) -> None:
@@ -626,3 +580,316 @@ async def test_an_export_that_knows_it_is_short_exits_3_and_says_why(tmp_path: P
         assert code == 1, err
         assert "incomplete" in err
         assert not strict.exists()
+
+
+# --- feedback: progress lines, -vv, warnings -------------------------------------------------
+
+
+async def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    async with serve(tasks=600, latency=0.05) as slow:
+        code, _, err = await run(
+            "tasks", "export", slow.space_token, "-o", str(tmp_path / "t.jsonl"),
+            "--page-size", "20", "--concurrency", "2", "--progress-interval", "0.2",
+            env=_sim_env(slow),
+        )  # fmt: skip
+    assert code == 0, err
+    progress = [line for line in err.splitlines() if line.startswith("progress: ")]
+    assert len(progress) >= 2, err
+    assert re.fullmatch(
+        r"progress: \d+%, [\d,]+/600 tasks, \d+/3\d pages, [\d.]+ [kM]?B, [\d.]+ [kM]?B/s, "
+        r"[\d,]+ tasks/s, elapsed 0:0\d, ETA \d+:\d\d",
+        progress[-1],
+    ), progress[-1]
+    # and none with the interval at 0
+    async with serve(tasks=200, latency=0.05) as slow:
+        code, _, err = await run(
+            "tasks", "export", slow.space_token, "-o", str(tmp_path / "u.jsonl"),
+            "--page-size", "20", "--concurrency", "1", "--progress-interval", "0",
+            env=_sim_env(slow),
+        )  # fmt: skip
+    assert code == 0, err
+    assert "progress:" not in err
+
+
+async def test_very_verbose_logs_each_request_without_the_token(tmp_path: Path) -> None:
+    async with serve(tasks=300, token=SECRET) as sim:
+        sim.faults.append(Fault("status", page=2, status=503))
+        code, _, err = await run(
+            "-vv", "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
+            env=_sim_env(sim),
+        )  # fmt: skip
+    assert code == 0, err
+    requests = re.findall(r"DEBUG unpod_async: GET (page \d+ \(attempt \d of 6\): HTTP \d+)", err)
+    assert "page 1 (attempt 1 of 6): HTTP 200" in requests
+    assert "page 2 (attempt 1 of 6): HTTP 503" in requests
+    assert "page 2 (attempt 2 of 6): HTTP 200" in requests
+    assert re.search(r"HTTP 200, [\d,]+ bytes in \d+\.\d{3}s \(http://127\.0\.0\.1:\d+/", err)
+    assert "INFO unpod_async: retrying page 2 (attempt 2 of 6) after HTTP 503 without" in err
+    assert SECRET not in err
+    # -v alone: the retries, not the requests
+    async with serve(tasks=300, token=SECRET) as sim:
+        sim.faults.append(Fault("status", page=2, status=503))
+        code, _, err = await run(
+            "-v", "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
+            env=_sim_env(sim),
+        )  # fmt: skip
+    assert code == 0, err
+    assert "INFO unpod_async: retrying page 2" in err
+    assert "DEBUG" not in err
+
+
+async def test_an_unknown_status_is_warned_about(sim: Simulator, tmp_path: Path) -> None:
+    code, _, err = await run_here(
+        "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
+        "--status", "Interested", "--status", "completed,Failed", env=_sim_env(sim),
+    )  # fmt: skip
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
+        "warning: --status 'Interested' is not one of the documented task statuses (pending, "
+        "in_progress, completed, hold, failed, partially_completed); it is matched exactly"
+    )
+    assert "use --outcome" in warnings[0]
+    assert "(did you mean failed?)" in warnings[1]
+
+
+async def test_an_incomplete_export_says_it_once(tmp_path: Path) -> None:
+    async with serve(tasks=430, count_offset=70) as sim:
+        code, _, err = await run(
+            "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
+            env=_sim_env(sim),
+        )  # fmt: skip
+    assert code == 3, err
+    assert err.count("70") == 1  # the CLI's "incomplete:" line, not the library's warning too
+    assert err.splitlines()[-1].startswith("incomplete: 70 fewer tasks")
+
+
+# --- errors that fit a command line ----------------------------------------------------------
+
+
+async def test_plain_http_to_another_host_names_the_flag(tmp_path: Path) -> None:
+    args = ["tasks", "get", "space-demo", "--token", "x", "--base-url", "http://192.0.2.1:9",
+            "--max-retries", "0", "--timeout", "0.3"]  # fmt: skip
+    code, _, err = await run_here(*args, env=_env())
+    assert code == 2
+    assert "refusing plain http:// to 192.0.2.1" in err
+    assert "--allow-insecure-http" in err
+    # With the flag, the request is tried (and fails as the network does: nothing is there).
+    code, _, err = await run_here(*args, "--allow-insecure-http", env=_env())
+    assert code == 1, err
+    assert "refusing" not in err
+
+
+async def test_one_message_for_a_status_without_a_body(sim: Simulator) -> None:
+    sim.faults.append(Fault("status", page=1, status=503))
+    code, _, err = await run_here(
+        "tasks", "get", sim.space_token, "--max-retries", "0", env=_sim_env(sim)
+    )
+    assert code == 1
+    assert err.startswith("error: HTTP 503 without a JSON message (page 1, http://")
+    assert err.count("HTTP 503") == 1
+
+
+async def test_an_invalid_space_token_suggests_spaces_list(sim: Simulator) -> None:
+    code, _, err = await run_here("tasks", "get", "no-such-space", env=_sim_env(sim))
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0].startswith("error: HTTP 206: Invalid Space Token")
+    assert lines[1].startswith("hint: `unpod-async spaces list` shows the spaces")
+
+
+async def test_a_page_too_large_suggests_a_smaller_page_size(tmp_path: Path) -> None:
+    from .helpers import MiniServer, http, send
+
+    async with MiniServer() as server:
+        server.on(send(http(200, b"", length=200 * 1024 * 1024)), times=100)
+        code, _, err = await run_here(
+            "tasks", "export", "space-demo", "-o", str(tmp_path / "t.jsonl"),
+            "--page-size", "400", "--token", "x", "--base-url", server.url, env=_env(),
+        )  # fmt: skip
+    assert code == 1, err
+    assert "larger than max_response_bytes" in err
+    assert err.splitlines()[-1] == (
+        "hint: one page of 400 tasks is more than the client accepts; try a smaller "
+        "--page-size (say 100)"
+    )
+
+
+async def test_a_checkpoint_of_another_export_names_resume(tmp_path: Path) -> None:
+    out = tmp_path / "t.jsonl"
+    async with serve(tasks=500) as sim:
+        sim.faults.append(Fault("status", page=3, status=503, times=100))
+        args = ["tasks", "export", sim.space_token, "-o", str(out), "--resume", "--max-retries",
+                "0"]  # fmt: skip
+        code, _, err = await run_here(*args, "--page-size", "50", env=_sim_env(sim))
+        assert code == 1, err  # a partial file and its checkpoint stay
+        code, _, err = await run_here(*args, "--page-size", "60", env=_sim_env(sim))
+    assert code == 4, err
+    last = err.splitlines()[-1]
+    assert "belongs to a different export" in last
+    assert "(--resume on the command line)" in last
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="POSIX permissions, /sys")
+async def test_an_unwritable_directory_names_the_users_path(tmp_path: Path) -> None:
+    # Root writes anywhere it may: sysfs refuses new files even to root.
+    folder = Path("/sys") if os.geteuid() == 0 else tmp_path / "ro"
+    if folder != Path("/sys"):
+        folder.mkdir()
+        folder.chmod(0o555)
+    out = folder / "tasks.jsonl"
+    async with serve(tasks=50) as sim:
+        code, _, err = await run("tasks", "export", sim.space_token, "-o", str(out),
+                                 env=_sim_env(sim))  # fmt: skip
+    assert code == 4, err
+    assert err.splitlines()[-1] == f"error: cannot create {out}: Permission denied (in {folder})"
+    assert ".unpod-" not in err
+    assert sim.requests == []  # found before any request
+
+
+async def test_a_missing_pyarrow_is_a_local_problem(sim: Simulator, tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    (blocked / "pyarrow").mkdir(parents=True)
+    (blocked / "pyarrow" / "__init__.py").write_text("raise ImportError('not here')\n")
+    code, _, err = await run(
+        "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.parquet"),
+        env=_sim_env(sim, PYTHONPATH=str(blocked)),
+    )  # fmt: skip
+    assert code == 4, err
+    assert err.splitlines()[-1] == (
+        "error: Parquet export needs pyarrow, which is not installed: pip install pyarrow "
+        "(the unpod-async[parquet] extra)"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
+async def test_output_to_a_pipe_closed_early_stops_quietly() -> None:
+    async with serve(tasks=20_000) as sim:
+        read_end, write_end = os.pipe()
+        proc = await _start(
+            ["tasks", "export", sim.space_token, "-o", "-"], _sim_env(sim), stdout=write_end
+        )
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:  # `| head -c 1000`
+            assert len(await asyncio.to_thread(reader.read, 1000)) == 1000
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err
+    text = err.decode()
+    assert "error" not in text.lower()
+    assert "Broken pipe" not in text
+    assert "Exception ignored" not in text
+
+
+# --- simulate and demo ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--port", "70000"], 2, "argument --port: a port is 0 to 65535, got 70000"),
+        (["--port", "-1"], 2, "argument --port: must be at least 0, got -1"),
+        (["--host", "no-such-host.invalid"], 2, "error: cannot serve on no-such-host.invalid"),
+        (["--host", "192.0.2.1"], 2, "is not an address of this machine (try 127.0.0.1)"),
+    ],
+)
+async def test_simulate_refuses_what_cannot_work(args: list[str], code: int, message: str) -> None:
+    got, _, err = await run("simulate", *args, env=_env())
+    assert got == code, err
+    assert message in err
+    assert "Traceback" not in err
+
+
+async def test_simulate_on_a_port_in_use() -> None:
+    async with serve(tasks=1) as busy:
+        port = busy.port
+        code, _, err = await run("simulate", "--port", str(port), env=_env())
+    assert code == 4
+    assert err == (
+        f"error: cannot serve on 127.0.0.1:{port}: the port is in use; pick another "
+        "with --port, or --port 0 for a free one\n"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_simulate_on_every_interface_warns_and_prints_a_loopback_url() -> None:
+    proc = await _start(["simulate", "--host", "0.0.0.0", "--port", "0", "--tasks", "5"], _env())
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        warning = (await asyncio.wait_for(proc.stderr.readline(), 10)).decode()
+        banner = ""
+        while "space token:" not in banner:
+            banner += (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 10)
+    assert warning.startswith("warning: serving on every network interface: anyone who can ")
+    assert "'test-token'" in warning
+    url = re.search(r"base URL:\s+(\S+)", banner)
+    assert url
+    assert url.group(1).startswith("http://127.0.0.1:")
+
+
+# --- help -------------------------------------------------------------------------------------
+
+
+def _subparsers(parser: Any) -> list[Any]:
+    import argparse
+
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _subparsers(sub)
+    return found
+
+
+def test_every_option_and_argument_has_help_with_its_default() -> None:
+    import argparse
+
+    for parser in _subparsers(cli.build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            where = f"{parser.prog} {action.option_strings or action.dest}"
+            assert action.help, f"{where} has no help"
+            text = formatter._expand_help(action) if action.option_strings else action.help
+            if action.option_strings:
+                assert "default" in text or "required" in text, f"{where}: {text}"
+
+
+@pytest.mark.parametrize(
+    ("command", "absent", "present"),
+    [
+        (["demo"], ["--token", "--org-handle", "--base-url", "--auth-scheme"],
+         ["--concurrency N", "default: 16", "--progress-interval"]),
+        (["simulate"], ["--token", "--concurrency", "--max-retries", "--progress-interval"],
+         ["--host", "--port", "default: 8080"]),
+        (["tasks", "export"], [], ["--token", "DATE: 2026-01-31", "--allow-insecure-http"]),
+        (["tasks", "get"], [], ["DATE: 2026-01-31", "--page N"]),
+    ],
+)  # fmt: skip
+def test_help_lists_what_applies(
+    command: list[str], absent: list[str], present: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in absent:
+        assert option not in out, option
+    for text in present:
+        assert text in " ".join(out.split()) or text in out, text
+
+
+def test_top_level_help_shows_the_way_to_data_and_the_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "unpod-async orgs list" in out
+    assert "unpod-async spaces list" in out
+    for code, meaning in _commands.EXIT_CODES:
+        assert f"  {code:<3}  {meaning}" in out

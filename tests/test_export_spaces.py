@@ -279,13 +279,13 @@ def test_cli_all_spaces(tmp_path: Path) -> None:
     assert _lines(tmp_path / "x.jsonl") == sim.space("x").task_ids()
 
 
-def test_cli_a_failed_space_is_partial_exit_4_and_all_failed_exit_1(tmp_path: Path) -> None:
+def test_cli_a_failed_space_is_partial_exit_5_and_all_failed_exit_1(tmp_path: Path) -> None:
     with threaded_serve(300, spaces={"x": 120, "y": 50}) as (sim, _):
         sim.space("x").faults.append(Fault("status", status=502, times=10_000))
         code, _, err = asyncio.run(
             _cli(sim, "tasks", "export", "--all-spaces", "--output-dir", str(tmp_path), "--resume")
         )
-        assert code == 4, err
+        assert code == 5, err
         assert "failed: space x:" in err
         assert "partial: 1 of 3 spaces failed (rerun with --resume to continue them)" in err
         for token in sim.space_tokens:

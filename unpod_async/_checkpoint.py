@@ -135,8 +135,9 @@ def load(path: Path, identity: Identity) -> Checkpoint | None:
     why = state.mismatch(identity)
     if why is not None:
         raise ExportError(
-            f"checkpoint {path} belongs to a different export: {why}. "
-            f"Delete it (and the partial file beside it), or export without resume"
+            f"checkpoint {path} belongs to a different export: {why}. Delete it and the "
+            f"partial file beside it, or export without resume=True (--resume on the command "
+            f"line) to start afresh"
         )
     return state
 

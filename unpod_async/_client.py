@@ -74,12 +74,38 @@ class UnpodClient:
     ...     async for task in client.iter_tasks("SPACE_TOKEN"):
     ...         print(task.task_id, task.status)
 
-    ``concurrency`` bounds the requests in flight across everything this client does;
-    ``max_retries`` retries per request; ``timeout`` is per attempt. Pass ``session`` to use
-    an aiohttp session you own (it is never closed here). ``auth_scheme`` is the
-    ``Authorization`` scheme: ``"Token"`` (the default, what the tasks endpoints take),
-    ``"Bearer"`` or ``"JWT"`` (what the spaces and organizations views may require), any case,
-    else ``$UNPOD_AUTH_SCHEME``.
+    Every option but the first two is keyword-only:
+
+    - ``token``: the API token, else ``$UNPOD_API_TOKEN`` (required: one or the other). Sent
+      only in the ``Authorization`` header, never shown in a repr, an error or a log line.
+    - ``org_handle``: the organization's domain handle, sent as ``Org-Handle``, else
+      ``$UNPOD_ORG_HANDLE``; :meth:`list_organizations` tells them, :meth:`list_spaces`
+      needs one.
+    - ``base_url``: else ``$UNPOD_BASE_URL``, else ``https://unpod.ai``.
+    - ``concurrency`` (8): the bound on requests in flight across everything this client
+      does, shared by concurrent calls.
+    - ``max_retries`` (5): retries per request, after the first attempt.
+    - ``timeout`` (30.0): seconds per attempt, the whole answer included.
+    - ``retry_delay`` (0.5), ``max_retry_delay`` (8.0): the exponential backoff's start and
+      ceiling, in seconds (jittered; the first retry of a one-off failure comes sooner).
+    - ``max_retry_after`` (120.0): the longest ``Retry-After`` honoured; a server asking
+      for more fails the request instead.
+    - ``max_response_bytes`` (64 MiB): a larger answer fails with
+      :class:`ResponseTooLargeError` (ask for smaller pages).
+    - ``read_ahead_bytes`` (16 MiB): how much of a pull's pages may wait, fetched but not
+      yet consumed, while an earlier page is retried (memory, not speed).
+    - ``max_requests_per_minute`` (None): spread requests evenly to stay under a plan's
+      rate limit.
+    - ``adaptive_concurrency`` (False): halve the bound on 429/503 and creep back up (AIMD),
+      for servers that shed load.
+    - ``allow_insecure_http`` (False): allow ``http://`` to a host that is not loopback (the
+      token would travel in clear text); ``http://`` to loopback is always allowed.
+    - ``session``: an ``aiohttp.ClientSession`` you own, used as it is and never closed here.
+    - ``auth_scheme``: the ``Authorization`` scheme, ``"Token"`` (what the tasks endpoints
+      take), ``"Bearer"`` or ``"JWT"`` (what the spaces and organizations views may require),
+      any case; else ``$UNPOD_AUTH_SCHEME``, else ``"Token"``.
+
+    Bad values raise :class:`ValueError` (or :class:`TypeError`) here, before any request.
     """
 
     def __init__(

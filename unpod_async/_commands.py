@@ -1,9 +1,15 @@
 """The commands of ``unpod-async``: each calls the library and prints what it did.
 
-Exit codes: 0 done; 1 the API, the network or the output failed (any ``UnpodError``); 2 the
-command line was wrong (bad arguments, no token); 3 finished, but incomplete (tasks missing
-or skipped, said on stderr); 4 partial (``--all-spaces``: some spaces failed, the others were
-written); 130 interrupted (Ctrl-C).
+Shared by every command, so that a new one gets them by using them: the client built from
+the options (:func:`_client`), the filters with their warnings (:func:`_filters`), an
+export with its header line, its progress display and its summary (:func:`export_with_display`,
+or :func:`display_for` and :func:`report`), and the one place where an error becomes a message
+and an exit code (:func:`failure`, called by ``cli.main`` for every command).
+
+Exit codes (:data:`EXIT_CODES`): 0 done (also when the reader of stdout went away: ``| head``);
+1 the API or the network failed; 2 the command line was wrong; 3 finished, but incomplete;
+4 a local problem: a file that cannot be written, pyarrow missing, a port in use;
+5 partial (``--all-spaces``: some spaces failed, the others were written); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,20 +17,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
+import errno
+import functools
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from ._client import UnpodClient
+from ._errors import BusinessLogicError, ExportError, ResponseTooLargeError, UnpodError
 from ._export import ExportStats, Format
-from ._params import BASE_URL_ENV, ORG_ENV, TOKEN_ENV, TaskFilterArgs, env_token
-from ._progress import isatty, open_display
+from ._params import (
+    BASE_URL_ENV,
+    ORG_ENV,
+    TASK_STATUSES,
+    TOKEN_ENV,
+    TaskFilterArgs,
+    env_token,
+    is_loopback,
+)
+from ._progress import (
+    ProgressDisplay,
+    format_bytes,
+    format_duration,
+    isatty,
+    open_display,
+    print_line,
+)
 from ._spaces import SpacesExportStats
 
 _EXTENSIONS: dict[str, Format] = {
@@ -40,12 +64,31 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3  # finished, but knows it is short: tasks missing or skipped
-EXIT_PARTIAL = 4  # --all-spaces: some spaces failed, the others were written
+EXIT_LOCAL = 4  # this machine is in the way: a file cannot be written, pyarrow, a port
+EXIT_PARTIAL = 5  # --all-spaces: some spaces failed, the others were written
 EXIT_INTERRUPTED = 130
+
+#: What each exit code means, as ``--help`` and the README say it.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "done (also when the reader of stdout went away, as with | head)"),
+    (EXIT_ERROR, "the API or the network failed (or --strict found the export short)"),
+    (EXIT_USAGE, "the command line was wrong: bad arguments, no token, no such directory"),
+    (EXIT_INCOMPLETE, "finished, but incomplete: tasks missing or skipped (said on stderr)"),
+    (
+        EXIT_LOCAL,
+        "a local problem: the output cannot be written, pyarrow is missing, a port is in use",
+    ),
+    (EXIT_PARTIAL, "partial: --all-spaces wrote some spaces, others failed (each named)"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)
 
 
 class UsageError(Exception):
     """A command line that cannot work (exit code 2), found before any request."""
+
+
+class LocalError(Exception):
+    """Something on this machine is in the way (exit code 4): a port in use, say."""
 
 
 def format_for(output: str) -> Format:
@@ -55,44 +98,16 @@ def format_for(output: str) -> Format:
     return _EXTENSIONS.get(Path(output).suffix.lower(), "jsonl")
 
 
-# --- building a client --------------------------------------------------------------------
-
-
-def _client_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for name in ("concurrency", "timeout", "max_retries", "auth_scheme"):
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    return options
-
-
-def _client(args: argparse.Namespace) -> UnpodClient:
-    if env_token(args.token) is None:
-        raise UsageError(f"no API token: pass --token or set {TOKEN_ENV}")
-    return UnpodClient(args.token, args.org_handle, base_url=args.base_url, **_client_options(args))
-
-
-def _filters(args: argparse.Namespace) -> TaskFilterArgs:
-    """The filter options as the keywords every task method takes (checked by the library)."""
-    return {
-        "status": ",".join(args.status) if args.status else None,
-        "outcome": ",".join(args.outcome) if args.outcome else None,
-        "call_type": args.call_type,
-        "created_after": args.since,
-        "created_before": args.until,
-        "search": args.search,
-        "search_pattern": args.search_pattern,
-        "thread_id": args.thread_id,
-        "user_id": args.user_id,
-    }
-
-
 # --- printing -----------------------------------------------------------------------------
 
 
 def err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A line on stderr, above the progress display if one is open."""
+    print_line(line)
+
+
+def warn(text: str) -> None:
+    err(f"warning: {text}")
 
 
 def _write_stdout(data: bytes) -> None:
@@ -119,23 +134,58 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
-def summary_line(stats: ExportStats) -> str:
-    """One line saying what an export did."""
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
+
+
+def summary_lines(stats: ExportStats, space: str | None = None) -> list[str]:
+    """What an export did, in the same lines for every command that exports. ``space`` is a
+    space token, or a label of what was exported (``space T run R``, ``agent H``).
+
+    >>> summary_lines(stats, "space-demo")  # doctest: +SKIP
+    ['exported 20,000 tasks from space space-demo to out.jsonl (jsonl)',
+     '  48.2 MB in 3.1 s (15.5 MB/s, 6,451 tasks/s); the server counted 20,000',
+     '  201 pages, 3 retries, 0 duplicates dropped',
+     '  (one page was empty: it confirms the full page before it was the last)']
+    """
     where = "stdout" if stats.path in (None, "-") else stats.path
-    line = (
-        f"exported {_plural(stats.tasks, 'task')} ({stats.expected} expected) "
-        f"from {_plural(stats.pages, 'page')} to {where} in {stats.seconds:.1f}s "
-        f"({stats.tasks_per_second:,.0f} tasks/s), {_plural(stats.retries, 'retry', 'retries')}, "
-        f"{_plural(stats.duplicates, 'duplicate')} dropped"
-    )
+    source = ""
+    if space:
+        source = f" from {space}" if " " in space else f" from space {space}"
+    speed = stats.bytes / stats.seconds if stats.seconds > 0 else 0.0
+    counts = [
+        _plural(stats.pages, "page"),
+        _plural(stats.retries, "retry", "retries"),
+        f"{_plural(stats.duplicates, 'duplicate')} dropped",
+    ]
     if stats.recovered:
-        line += f", {stats.recovered} recovered in {_plural(stats.passes, 'pass', 'passes')}"
+        counts.append(f"{stats.recovered:,} recovered in {_plural(stats.passes, 'pass', 'passes')}")
     if stats.resumed_pages:
-        line += f", {_plural(stats.resumed_pages, 'page')} resumed from a checkpoint"
-    return line
+        counts.append(f"{_plural(stats.resumed_pages, 'page')} resumed from a checkpoint")
+    lines = [
+        f"exported {_plural(stats.tasks, 'task')}{source} to {where} ({stats.format})",
+        f"  {format_bytes(stats.bytes)} in {_seconds(stats.seconds)} "
+        f"({format_bytes(speed)}/s, {stats.tasks_per_second:,.0f} tasks/s); "
+        f"the server counted {stats.expected:,}",
+        "  " + ", ".join(counts),
+    ]
+    # Why 200 pages of tasks took 201: a full last page cannot tell it is the last.
+    if stats.empty_pages == 1 and stats.pages > 1:
+        lines.append("  (one page was empty: it confirms the full page before it was the last)")
+    elif stats.empty_pages > 1:
+        lines.append(
+            f"  ({stats.empty_pages:,} pages were empty: each confirms that the full page "
+            "before it was a pass's last)"
+        )
+    return lines
+
+
+def summary_line(stats: ExportStats, space: str | None = None) -> str:
+    """:func:`summary_lines` as one string (lines joined with newlines)."""
+    return "\n".join(summary_lines(stats, space))
 
 
 def shortfall_lines(stats: ExportStats) -> list[str]:
@@ -158,6 +208,168 @@ def shortfall_lines(stats: ExportStats) -> list[str]:
     return lines
 
 
+# --- errors -------------------------------------------------------------------------------
+
+
+def failure(exc: BaseException, args: argparse.Namespace) -> tuple[int, list[str]]:
+    """The exit code of a command that raised ``exc`` and what to say (each thing once).
+
+    The lines are not yet scrubbed of the token: the caller does that.
+    """
+    if (isinstance(exc, ExportError) and exc.errno == errno.EPIPE) or isinstance(
+        exc, BrokenPipeError
+    ):
+        return EXIT_OK, []  # the reader went away (`| head`): stop quietly, like cat does
+    if isinstance(exc, ExportError | LocalError):
+        return EXIT_LOCAL, [f"error: {exc}"]
+    if isinstance(exc, UnpodError):
+        return EXIT_ERROR, [f"error: {exc}", *_hints(exc, args)]
+    if isinstance(exc, UsageError | ValueError | TypeError):
+        return EXIT_USAGE, [f"error: {exc}"]
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return EXIT_LOCAL, [f"error: {exc.strerror or exc}{where}"]
+    raise exc
+
+
+def _hints(exc: UnpodError, args: argparse.Namespace) -> list[str]:
+    """What the user can do about an API error, in the command line's own terms."""
+    invalid = "invalid space token" in exc.message.lower()
+    if isinstance(exc, BusinessLogicError) and not exc.transient and invalid:
+        return [
+            "hint: `unpod-async spaces list` shows the spaces of your organization and "
+            "their tokens (it needs --org-handle; `unpod-async orgs list` shows those)"
+        ]
+    if isinstance(exc, ResponseTooLargeError):
+        size = getattr(args, "page_size", None)
+        if size is not None:
+            return [
+                f"hint: one page of {size:,} tasks is more than the client accepts; try a "
+                f"smaller --page-size (say {max(1, size // 4):,})"
+            ]
+    return []
+
+
+def interrupt_hint(args: argparse.Namespace) -> str:
+    if getattr(args, "handler", None) is run_export:
+        if args.all_spaces:
+            if args.resume:
+                return "interrupted; rerun the same command with --resume to continue"
+            return "interrupted; the spaces not finished were left untouched"
+        if args.resume:
+            return "interrupted; rerun the same command with --resume to continue"
+        if args.output != "-":
+            return (
+                "interrupted; the destination was left untouched "
+                "(use --resume to make long exports resumable)"
+            )
+    return "interrupted"
+
+
+# --- building a client --------------------------------------------------------------------
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The client keywords the command line sets (an option not given keeps its default)."""
+    options: dict[str, Any] = {}
+    for name in ("concurrency", "timeout", "max_retries", "auth_scheme", "allow_insecure_http"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def _client(args: argparse.Namespace) -> UnpodClient:
+    """The client the options describe; no token is a usage error (exit 2)."""
+    if env_token(args.token) is None:
+        raise UsageError(f"no API token: pass --token or set {TOKEN_ENV}")
+    return UnpodClient(args.token, args.org_handle, base_url=args.base_url, **_client_options(args))
+
+
+def _filters(args: argparse.Namespace) -> TaskFilterArgs:
+    """The filter options as the keywords every task method takes (checked by the library);
+    a ``--status`` outside the documented statuses is warned about."""
+    statuses = [s.strip() for value in args.status or () for s in value.split(",") if s.strip()]
+    for status in statuses:
+        _check_status(status)
+    return {
+        "status": ",".join(args.status) if args.status else None,
+        "outcome": ",".join(args.outcome) if args.outcome else None,
+        "call_type": args.call_type,
+        "created_after": args.since,
+        "created_before": args.until,
+        "search": args.search,
+        "search_pattern": args.search_pattern,
+        "thread_id": args.thread_id,
+        "user_id": args.user_id,
+    }
+
+
+def _check_status(status: str) -> None:
+    if status in TASK_STATUSES:
+        return
+    known = ", ".join(TASK_STATUSES)
+    near = [s for s in TASK_STATUSES if s == status.lower().replace(" ", "_").replace("-", "_")]
+    guess = f" (did you mean {near[0]}?)" if near else ""
+    warn(
+        f"--status {status!r} is not one of the documented task statuses ({known}){guess}; "
+        "it is matched exactly, so it may select nothing. To filter by the call's outcome "
+        "('Interested', 'Call Back', ...), use --outcome"
+    )
+
+
+def host_of(base_url: str) -> str:
+    """``https://unpod.ai`` -> ``unpod.ai``; ``http://127.0.0.1:9`` -> ``127.0.0.1:9``."""
+    return urllib.parse.urlsplit(base_url).netloc or base_url
+
+
+# --- exporting with a display --------------------------------------------------------------
+
+
+def display_for(args: argparse.Namespace, client: UnpodClient, output: str) -> ProgressDisplay:
+    """The progress display of a command that exports (or syncs) through ``client``."""
+    interval = getattr(args, "progress_interval", None)
+    interactive = None
+    if output == "-" and isatty(sys.stdout):
+        # JSONL on the terminal itself: a live display, or progress lines, would tear it.
+        interactive, interval = False, 0.0
+    return open_display(
+        host_of(client.base_url),
+        interactive=interactive,
+        interval=10.0 if interval is None else interval,
+    )
+
+
+async def export_with_display(
+    client: UnpodClient,
+    args: argparse.Namespace,
+    label: str,
+    output: str | Path,
+    fmt: Format,
+    export: Callable[..., Awaitable[ExportStats]] | None = None,
+    **options: Any,
+) -> ExportStats:
+    """Run one export (``export``, by default ``client.export_tasks`` of the space ``label``
+    names) with the header line and the progress display; its stats. ``label`` says what is
+    exported: ``space TOKEN``, ``space TOKEN run ID``, ``agent HANDLE``."""
+    where = "stdout" if output == "-" else str(output)
+    err(f"exporting {label} from {host_of(client.base_url)} to {where} ({fmt})")
+    if export is None:
+        export = functools.partial(client.export_tasks, label.removeprefix("space "))
+    with display_for(args, client, str(output)) as display:
+        return await export(output, format=fmt, progress=display.update, **options)
+
+
+def report(stats: ExportStats, space: str | None) -> int:
+    """Print the summary (and what is missing, if anything); the exit code."""
+    for line in summary_lines(stats, space):
+        err(line)
+    short = shortfall_lines(stats)
+    for line in short:
+        err(line)
+    return EXIT_INCOMPLETE if short else EXIT_OK
+
+
 # --- commands -----------------------------------------------------------------------------
 
 
@@ -167,30 +379,25 @@ async def run_export(args: argparse.Namespace) -> int:
     output: str = args.output
     fmt: Format = args.format or format_for(output)
     filters = _filters(args)
-    # JSONL on the terminal itself: a live display would tear through it.
-    interactive = False if output == "-" and isatty(sys.stdout) else None
     async with _client(args) as client:
-        with open_display(interactive=interactive) as display:
-            common: dict[str, Any] = {
-                "format": fmt,
-                "page_size": args.page_size,
-                "resume": args.resume,
-                "deadline": args.deadline,
-                "progress": display.update,
-                "strict": args.strict,
-                "csv_formula_guard": args.csv_formula_guard,
-            }
-            if args.agent is not None:
-                stats = await client.export_agent_tasks(args.agent, output, **common, **filters)
-            else:
-                stats = await client.export_tasks(
-                    args.space_token, output, run_id=args.run, **common, **filters
-                )
-    err(summary_line(stats))
-    short = shortfall_lines(stats)
-    for line in short:
-        err(line)
-    return EXIT_INCOMPLETE if short else EXIT_OK
+        options: dict[str, Any] = {
+            "page_size": args.page_size,
+            "resume": args.resume,
+            "deadline": args.deadline,
+            "strict": args.strict,
+            "csv_formula_guard": args.csv_formula_guard,
+            **filters,
+        }
+        if args.agent is not None:
+            label = f"agent {args.agent}"
+            export = functools.partial(client.export_agent_tasks, args.agent)
+        else:
+            label = f"space {args.space_token}"
+            if args.run is not None:
+                label += f" run {args.run}"
+            export = functools.partial(client.export_tasks, args.space_token, run_id=args.run)
+        stats = await export_with_display(client, args, label, output, fmt, export, **options)
+    return report(stats, label)
 
 
 def export_sources_problem(args: argparse.Namespace) -> str | None:
@@ -235,7 +442,7 @@ async def run_export_spaces(args: argparse.Namespace) -> int:
         raise UsageError(f"--all-spaces needs --org-handle or {ORG_ENV}")
     fmt: Format = args.format or "jsonl"
     async with client:
-        with open_display() as display:
+        with display_for(args, client, str(args.output_dir)) as display:
             summary = await client.export_spaces(
                 args.output_dir,
                 format=fmt,
@@ -300,7 +507,9 @@ async def run_spaces(args: argparse.Namespace) -> int:
     client = _client(args)
     if not client.org_handle:
         await client.aclose()
-        raise UsageError(f"spaces list needs --org-handle or {ORG_ENV}")
+        raise UsageError(
+            f"spaces list needs --org-handle or {ORG_ENV} (`unpod-async orgs list` shows them)"
+        )
     async with client:
         spaces = await client.list_spaces()
     if args.json:
@@ -320,97 +529,113 @@ async def run_orgs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _demo_destination(output: str | None, fmt: Format | None) -> tuple[Path, Format]:
-    """Where the demo writes, and in which format."""
+def _demo_destination(output: str | None, fmt: Format | None) -> tuple[Path, Format, bool]:
+    """Where the demo writes, in which format, and whether that is a new temporary directory."""
     if output is None:
-        folder = Path.cwd()
-        if not os.access(folder, os.W_OK):
-            folder = Path(tempfile.gettempdir())
         fmt = fmt or "jsonl"
-        return folder / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt
+        folder = Path(tempfile.mkdtemp(prefix="unpod-demo-"))
+        return folder / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt, True
     path = Path(output).expanduser()
     if path.is_dir():
         fmt = fmt or "jsonl"
-        return path / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt
-    return path, fmt or format_for(output)
+        return path / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt, False
+    return path, fmt or format_for(output), False
 
 
 async def run_demo(args: argparse.Namespace) -> int:
     from .testing import serve
 
-    path, fmt = _demo_destination(args.output, args.format)
+    path, fmt, temporary = _demo_destination(args.output, args.format)
     options = {"concurrency": 16, **_client_options(args)}
-    print(f"starting the Unpod simulator with {args.tasks:,} tasks (5 ms latency, 1% faults)")
-    async with serve(tasks=args.tasks, latency=0.005, fault_rate=0.01) as sim:
+    err(f"starting the Unpod simulator with {args.tasks:,} tasks (5 ms latency, 1% faults)")
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(
+            serve(tasks=args.tasks, latency=0.005, fault_rate=0.01)
+        )
         client = UnpodClient(sim.token, sim.org_handle, base_url=sim.base_url, **options)
-        async with client:
-            print(f"exporting space {sim.space_token} from {sim.base_url} to {path}", flush=True)
-            with open_display() as display:
-                stats = await client.export_tasks(
-                    sim.space_token,
-                    path,
-                    format=fmt,
-                    page_size=args.page_size,
-                    progress=display.update,
-                )
-    print(f"file:       {stats.path or path}")
-    print(
-        f"tasks:      {stats.tasks:,} of {stats.expected:,} expected ({fmt}, {stats.bytes:,} bytes)"
-    )
-    print(
-        f"throughput: {stats.tasks_per_second:,.0f} tasks/s ({stats.seconds:.2f}s, "
-        f"{_plural(stats.pages, 'page')}, {_plural(stats.retries, 'retry', 'retries')} "
-        f"of injected faults, {_plural(stats.duplicates, 'duplicate')} dropped)"
-    )
-    return EXIT_OK
+        await stack.enter_async_context(client)
+        label = f"space {sim.space_token}"
+        stats = await export_with_display(client, args, label, path, fmt, page_size=args.page_size)
+    code = report(stats, label)
+    if temporary:
+        err(
+            f"the file is in a new temporary directory, {path.parent} (pass --output to "
+            "write it elsewhere)"
+        )
+    return code
+
+
+def _serve_problem(exc: OSError, host: str, port: int) -> Exception:
+    """A simulator that cannot listen, said in the command line's terms."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return LocalError(
+            f"cannot serve on {where}: the port is in use; pick another with --port, or "
+            "--port 0 for a free one"
+        )
+    if exc.errno == errno.EACCES:
+        return LocalError(
+            f"cannot serve on {where}: permission denied (ports below 1024 "
+            "need privileges; try --port 8080)"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UsageError(
+            f"cannot serve on {where}: --host {host} is not an address of "
+            "this machine (try 127.0.0.1)"
+        )
+    reason = exc.strerror or str(exc)
+    return UsageError(f"cannot serve on {where}: {reason} (try --host 127.0.0.1)")
 
 
 async def run_simulate(args: argparse.Namespace) -> int:
-    from .testing import serve
+    import socket
 
-    async with serve(
-        tasks=args.tasks,
-        host=args.host,
-        port=args.port,
+    from .testing import Simulator
+
+    host: str = args.host
+    sim = Simulator(
+        args.tasks,
         latency=args.latency_ms / 1000,
         fault_rate=args.fault_rate,
         page_size_cap=args.page_size_cap,
-    ) as sim:
+    )
+    try:
+        await sim.start(host, args.port)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot serve on {host}: unknown host ({exc.strerror})") from None
+    except OSError as exc:
+        raise _serve_problem(exc, host, args.port) from None
+    try:
+        wide = host in ("", "0.0.0.0", "::")  # noqa: S104 (what we warn about)
+        if not is_loopback(host):
+            where = "every network interface" if wide else host
+            warn(
+                f"serving on {where}: anyone who can reach this machine can read the "
+                f"simulated tasks with the well-known token {sim.token!r}"
+            )
+        url = sim.base_url
         print(
-            f"Unpod simulator serving {args.tasks:,} tasks at {sim.base_url} (Ctrl-C to stop)\n"
-            f"  base URL:     {sim.base_url}\n"
+            f"Unpod simulator serving {args.tasks:,} tasks at {url} (Ctrl-C to stop)\n"
+            f"  base URL:     {url}\n"
             f"  token:        {sim.token}\n"
             f"  org handle:   {sim.org_handle}\n"
             f"  space token:  {sim.space_token}\n"
             "try:\n"
-            f"  export {BASE_URL_ENV}={sim.base_url} {TOKEN_ENV}={sim.token} "
-            f"{ORG_ENV}={sim.org_handle}\n"
+            f"  export {BASE_URL_ENV}={url} {TOKEN_ENV}={sim.token} {ORG_ENV}={sim.org_handle}\n"
             f"  unpod-async tasks export {sim.space_token} --output tasks.jsonl",
             flush=True,
         )
+        if not wide and not is_loopback(host):
+            err(
+                "  (a plain http:// URL to another host is refused unless the client is "
+                "given --allow-insecure-http)"
+            )
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, AttributeError, RuntimeError):
             # `docker stop` and service managers send SIGTERM: stop as cleanly as on Ctrl-C.
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
+    finally:
+        await sim.close()
     err("simulator stopped")
     return EXIT_OK
-
-
-# --- entry point --------------------------------------------------------------------------
-
-
-def interrupt_hint(args: argparse.Namespace) -> str:
-    if getattr(args, "handler", None) is run_export:
-        if args.all_spaces:
-            if args.resume:
-                return "interrupted; rerun the same command with --resume to continue"
-            return "interrupted; the spaces not finished were left untouched"
-        if args.resume:
-            return "interrupted; rerun the same command with --resume to continue"
-        if args.output != "-":
-            return (
-                "interrupted; the destination was left untouched "
-                "(use --resume to make long exports resumable)"
-            )
-    return "interrupted"

@@ -113,7 +113,7 @@ class APIStatusError(UnpodError):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        return f"HTTP {self.status_code}: {super().__str__()}"
+        return headline(self.status_code, super().__str__())
 
 
 class BusinessLogicError(APIStatusError):
@@ -234,7 +234,24 @@ class IncompletePullError(UnpodError):
 
 
 class ExportError(UnpodError):
-    """An export could not write its output (disk full, permissions, a closed stream)."""
+    """An export could not write its output (disk full, permissions, a closed stream), or a
+    local file is in its way (a checkpoint of another export, pyarrow missing for Parquet).
+
+    ``path`` is the destination the caller gave (never a hidden working file), ``None`` for a
+    stream; ``errno`` the operating system's error number when one caused it (``EPIPE``: the
+    reader of a pipe went away).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+
+def headline(status_code: int, message: str) -> str:
+    """``HTTP 503: message``, said once when the message already starts with the status."""
+    prefix = f"HTTP {status_code}"
+    return message if message.startswith(prefix) else f"{prefix}: {message}"
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

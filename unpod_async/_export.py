@@ -72,6 +72,7 @@ class ExportProgress:
     expected: int
     retries: int
     elapsed: float
+    bytes_written: int = 0  # the output's size so far (Parquet: as its row groups land)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,9 @@ class ExportStats:
     task, and ``recovered`` the tasks they (or a re-read pass) found; ``arrivals`` the tasks
     that arrived during the export, read from the head; ``missing`` how many fewer tasks than
     ``last_count`` the file holds (0 when ``complete``); ``skipped`` the positions of tasks the
-    server fails every read of (see :attr:`PullStats.skipped`).
+    server fails every read of (see :attr:`PullStats.skipped`); ``empty_pages`` the pages
+    read that held no task, such as the one past a full last page that confirms the end (200
+    full pages of tasks take 201 requests).
     """
 
     tasks: int
@@ -107,6 +110,7 @@ class ExportStats:
     missing: int = 0
     stopped: str | None = None
     skipped: tuple[int, ...] = ()
+    empty_pages: int = 0
 
     @property
     def complete(self) -> bool:
@@ -155,7 +159,7 @@ _MAX_PENDING = 8
 _CHECKPOINT_EVERY = 0.5
 
 
-def _quiet(future: asyncio.Future[int]) -> None:
+def _quiet(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 
@@ -167,9 +171,10 @@ class _Sink:
         self._writer = writer
         self._out = out
 
-    def write(self, page: Page[Any]) -> int:
-        """Write a page's new tasks (those the client-side filters keep): how many."""
-        return self._writer.write(page)
+    def write(self, page: Page[Any]) -> tuple[int, int]:
+        """Write a page's new tasks (those the client-side filters keep): how many, and the
+        bytes written so far."""
+        return self._writer.write(page), self._out.count
 
     def finish(self) -> int:
         self._writer.close()
@@ -194,16 +199,17 @@ class _FileSink(_Sink):
         self.failed = False
         self._tasks = job.state.tasks  # tasks in the file (this thread's own count)
 
-    def write(self, page: Page[Any]) -> int:
+    def write(self, page: Page[Any]) -> tuple[int, int]:
         try:
             written = self._writer.write(page)
+            size = self._file_out.tell()
         except BaseException:
             self.failed = True  # what the file holds past the last checkpoint is unknown
             raise
         self._tasks += written
         job = self._job
         if job.checkpoint_path is None:
-            return written
+            return written, size
         state = job.state
         state.advance(page, job.page_size)
         state.tasks = self._tasks
@@ -211,7 +217,7 @@ class _FileSink(_Sink):
         if now - self._last_save >= _CHECKPOINT_EVERY:
             self.save_checkpoint()
             self._last_save = now
-        return written
+        return written, size
 
     def save_checkpoint(self) -> None:
         job, out = self._job, self._file_out
@@ -319,7 +325,12 @@ class ExportJob:
             identity=identity,
             options=options,
         )
-        job._load_checkpoint()
+        try:
+            job._load_checkpoint()
+        except OSError as exc:  # the partial file beside the destination: name the destination
+            raise ExportError(
+                f"cannot resume {path}: {exc.strerror or exc}", path=str(path), errno=exc.errno
+            ) from None
         return job
 
     @property
@@ -402,8 +413,12 @@ class ExportJob:
         try:
             out = file.open(self.state.offset if self.resume_point is not None else None)
         except OSError as exc:
+            # The hidden working file is created beside the destination: the user's path
+            # and its directory are what they can act on.
             raise ExportError(
-                f"cannot create a file in {file.dest.parent}: {exc.strerror}"
+                f"cannot create {file.dest}: {exc.strerror or exc} (in {file.dest.parent})",
+                path=str(file.dest),
+                errno=exc.errno,
             ) from None
         try:
             return _FileSink(self, self._writer(out), out, file)
@@ -420,15 +435,19 @@ class ExportJob:
             executor = (
                 ThreadPoolExecutor(1, thread_name_prefix="unpod-export") if threaded else None
             )
-            pending: deque[tuple[asyncio.Future[int], int]] = deque()
+            pending: deque[tuple[asyncio.Future[tuple[int, int]], int]] = deque()
             ok = False
             try:
                 await self._write_all(pages, sink, executor, pending, started)
                 size = await self._call(executor, sink.finish)
                 ok = True
             except OSError as exc:
-                where = self._file.dest if self._file is not None else "the output stream"
-                raise ExportError(f"cannot write {where}: {exc.strerror or exc}") from None
+                dest = str(self._file.dest) if self._file is not None else None
+                raise ExportError(
+                    f"cannot write {dest or 'the output stream'}: {exc.strerror or exc}",
+                    path=dest,
+                    errno=exc.errno,
+                ) from None
             finally:
                 if not ok:
                     self._wind_down(sink, executor, pending)
@@ -440,7 +459,7 @@ class ExportJob:
         self,
         sink: _Sink,
         executor: ThreadPoolExecutor | None,
-        pending: deque[tuple[asyncio.Future[int], int]],
+        pending: deque[tuple[asyncio.Future[tuple[int, int]], int]],
     ) -> None:
         """After a failure or a cancel: let the writes handed over end, keep what they wrote
         resumable (a last checkpoint, unless a write failed), and clean up."""
@@ -469,7 +488,7 @@ class ExportJob:
         pages: AsyncGenerator[Page[Any], None],
         sink: _Sink,
         executor: ThreadPoolExecutor | None,
-        pending: deque[tuple[asyncio.Future[int], int]],
+        pending: deque[tuple[asyncio.Future[tuple[int, int]], int]],
         started: float,
     ) -> None:
         stats = self.stats
@@ -480,7 +499,7 @@ class ExportJob:
         async def done() -> None:
             nonlocal written, kept
             write, new = pending[0]
-            n = await write
+            n, size = await write
             pending.popleft()
             written += 1
             kept += n
@@ -496,6 +515,7 @@ class ExportJob:
                         expected=stats.expected,
                         retries=stats.retries,
                         elapsed=time.monotonic() - started,
+                        bytes_written=size,
                     )
                 )
                 if inspect.isawaitable(result):

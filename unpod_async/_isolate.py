@@ -65,6 +65,7 @@ async def read_in_pieces(
             number,
             size,
             error.message,
+            extra={"unpod_in_stats": True},
         )
     if not parts:
         raise error  # nothing of the page could be read

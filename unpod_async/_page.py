@@ -25,7 +25,10 @@ class PullStats:
     that arrived during the pull and were read from the head; ``rereads`` pages read again
     because they could not be right (short, empty, undecodable); ``requests`` page requests
     sent (retries aside, counted in ``retries``); ``missing`` how many fewer tasks than
-    ``last_count`` the pull ended with (0 when complete).
+    ``last_count`` the pull ended with (0 when complete); ``empty_pages`` pages delivered
+    without a task (the one past a full last page, which confirms the end, is one);
+    ``skipped`` the positions (0-based, in server order) of tasks the server fails every read
+    of, skipped so the rest could come; ``stopped`` why the pull stopped early, if it did.
     """
 
     expected: int = 0
@@ -40,6 +43,7 @@ class PullStats:
     repairs: int = 0
     arrivals: int = 0
     rereads: int = 0
+    empty_pages: int = 0
     last_count: int | None = None
     missing: int = 0
     stopped: str | None = None  # why the pull stopped early, if it did

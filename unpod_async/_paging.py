@@ -196,7 +196,8 @@ class Pager(Generic[P]):
                 missing=stats.missing,
                 reason=stats.stopped,
             )
-        logger.warning("%s", message)
+        # Marked: a caller that reports the stats (the command line) says it once, not twice.
+        logger.warning("%s", message, extra={"unpod_in_stats": True})
 
     # --- pass 1 -----------------------------------------------------------------------------
 
@@ -478,6 +479,8 @@ class Pager(Generic[P]):
             part = list(only) if fresh is None else [only.start + i for i in fresh]
             page._new = None if len(part) == len(keys) else part
         stats.pages += 1
+        if page.size == 0:
+            stats.empty_pages += 1
         stats.tasks += page.n_new
         if page.n_new:
             self._useful_pages += 1

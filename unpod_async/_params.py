@@ -37,6 +37,16 @@ BASE_URL_ENV = "UNPOD_BASE_URL"
 AUTH_SCHEME_ENV = "UNPOD_AUTH_SCHEME"
 #: The ``Authorization`` schemes the API's views accept, in their canonical spelling.
 AUTH_SCHEMES: tuple[str, ...] = ("Token", "Bearer", "JWT")
+#: The task statuses the platform documents. The set is open (a task may carry another), but
+#: a filter on a value outside it most likely meant something else (an outcome label).
+TASK_STATUSES: tuple[str, ...] = (
+    "pending",
+    "in_progress",
+    "completed",
+    "hold",
+    "failed",
+    "partially_completed",
+)
 
 # An identifier that goes into a request path is opaque: anything else could steer the path.
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{1,256}")
@@ -115,8 +125,9 @@ def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
         raise ValueError("base_url must not carry credentials, a query or a fragment")
     if url.scheme == "http" and not is_loopback(url.host) and not allow_insecure_http:
         raise ValueError(
-            f"refusing plain http:// to {url.host}: the token would travel in clear text "
-            "(pass allow_insecure_http=True to override)"
+            f"refusing plain http:// to {url.host}: the token would travel in clear text; "
+            "use https://, or pass allow_insecure_http=True (--allow-insecure-http on the "
+            "command line) to send it anyway"
         )
     return str(url).rstrip("/")
 

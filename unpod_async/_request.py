@@ -9,20 +9,23 @@ an admission slot (``_limits``), sends one attempt (``_transport``), interprets 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
-from ._errors import DeadlineExceededError, RateLimitError
+from ._errors import DeadlineExceededError, RateLimitError, UnpodError
 from ._limits import Gate
 from ._redact import Secret
 from ._response import interpret
-from ._retry import RetryPolicy, call_with_retries
+from ._retry import RetryPolicy, call_with_retries, describe
 from ._transport import Transport, timeout_after
 
 __all__ = ["Requester"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("unpod_async")
 
 
 class RetryCounter(Protocol):
@@ -110,6 +113,7 @@ class Requester:
                         "deadline reached waiting to send", url=url, page=page
                     ) from None
             status = 0
+            sent = loop.time()
             try:
                 timeout = self.timeout
                 if deadline is not None:
@@ -118,8 +122,15 @@ class Requester:
                         raise DeadlineExceededError("deadline reached", url=url, page=page)
                 resp = await transport.get(url, self._request_headers, timeout=timeout, page=page)
                 status, order = resp.status, resp.order
+            except UnpodError as exc:
+                if logger.isEnabledFor(logging.DEBUG):
+                    self._log(url, page, attempts, policy, describe(exc), loop.time() - sent)
+                raise
             finally:
                 gate.release(overloaded=status in (429, 503), answered=status != 0)
+            if logger.isEnabledFor(logging.DEBUG):
+                answer = f"HTTP {status}, {len(resp.body):,} bytes"
+                self._log(url, page, attempts, policy, answer, loop.time() - sent)
             return interpret(
                 resp,
                 decode,
@@ -142,3 +153,19 @@ class Requester:
             attempt, policy, page=page, clock=loop.time, deadline=deadline, on_retry=on_retry
         )
         return result, order
+
+    def _log(
+        self, url: str, page: int | None, attempt: int, policy: RetryPolicy, what: str, took: float
+    ) -> None:
+        """One request at DEBUG: page, attempt, answer (or failure), time; never the token
+        (it travels only in a header, and anything echoed is scrubbed)."""
+        where = f"page {page} " if page is not None else ""
+        logger.debug(
+            "GET %s(attempt %d of %d): %s in %.3fs (%s)",
+            where,
+            attempt,
+            policy.max_retries + 1,
+            self._token.redact(what),
+            took,
+            self._token.redact(url),
+        )

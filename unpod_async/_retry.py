@@ -26,6 +26,7 @@ from ._errors import (
     ResponseDecodeError,
     ResponseTooLargeError,
     ServerError,
+    headline,
 )
 
 T = TypeVar("T")
@@ -41,6 +42,18 @@ _PERMANENT_206 = (
     "permission",
     "not found",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """One retry about to wait, as the log record of it carries it (``record.unpod_retry``):
+    a display can show "retrying page 1 (attempt 3/6, next in 1.2 s): ..." from it."""
+
+    page: int | None
+    attempt: int  # the attempt that comes after the wait, 2 .. attempts
+    attempts: int
+    wait: float
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +142,12 @@ def retry_delay(policy: RetryPolicy, retry_number: int, exc: BaseException | Non
 
 
 def describe(exc: BaseException) -> str:
+    """What went wrong with one attempt, in a few words (``HTTP 503: Service Unavailable``,
+    ``cannot connect to host:443: Connection refused``)."""
     if isinstance(exc, APIStatusError):
-        return f"HTTP {exc.status_code} {exc.message}"
-    return f"{type(exc).__name__}: {exc.message if hasattr(exc, 'message') else exc}"
+        return headline(exc.status_code, exc.message)
+    message = getattr(exc, "message", None)
+    return str(message) if message else f"{type(exc).__name__}: {exc}"
 
 
 async def call_with_retries(
@@ -184,13 +200,17 @@ async def call_with_retries(
         exc = state.outcome.exception() if state.outcome else None
         assert exc is not None
         wait_s = state.upcoming_sleep
+        notice = RetryNotice(
+            page, state.attempt_number + 1, policy.max_retries + 1, wait_s, describe(exc)
+        )
         logger.info(
             "retrying page %s (attempt %d of %d) after %s; waiting %.2fs",
             page,
-            state.attempt_number + 1,
-            policy.max_retries + 1,
-            describe(exc),
+            notice.attempt,
+            notice.attempts,
+            notice.reason,
             wait_s,
+            extra={"unpod_retry": notice},
         )
         if on_retry is not None:
             on_retry(exc, wait_s)

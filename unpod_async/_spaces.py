@@ -126,6 +126,7 @@ class SpacesProgress:
     expected: int
     retries: int
     elapsed: float
+    bytes_written: int = 0  # across every space begun so far
 
 
 SpacesProgressCallback = Callable[[SpacesProgress], object]
@@ -193,6 +194,7 @@ class _Tally:
                 expected=sum(s.expected for s in snaps),
                 retries=sum(s.retries for s in snaps),
                 elapsed=time.monotonic() - self._started,
+                bytes_written=sum(s.bytes_written for s in snaps),
             )
         )
         if inspect.isawaitable(result):

@@ -10,6 +10,9 @@ with the request headers it carries, rides along as a cause, a context or a trac
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import ssl
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -155,6 +158,17 @@ class Transport:
         )
 
 
+def _reason(exc: OSError) -> str:
+    """The system's own words for a socket error ("Connection refused"), else its type.
+
+    asyncio's messages ("Connect call failed ('127.0.0.1', 9)") say where, not why.
+    """
+    if exc.errno and not isinstance(exc, ssl.SSLError):  # an SSL error's errno is not the OS's
+        with contextlib.suppress(ValueError, OverflowError):
+            return os.strerror(exc.errno)
+    return exc.strerror or type(exc).__name__
+
+
 def _translate(exc: BaseException, url: str, page: int | None, timeout: float) -> UnpodError:
     """One aiohttp (or socket) failure as the typed error a caller sees."""
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
@@ -164,10 +178,12 @@ def _translate(exc: BaseException, url: str, page: int | None, timeout: float) -
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return APIConnectionError("server closed the connection", url=url, page=page)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or type(exc.os_error).__name__
-        return APIConnectionError(f"cannot connect to {exc.host}:{exc.port}: {reason}", url=url)
+        reason = _reason(exc.os_error)
+        return APIConnectionError(
+            f"cannot connect to {exc.host}:{exc.port}: {reason}", url=url, page=page
+        )
     if isinstance(exc, aiohttp.ClientOSError | ConnectionError | OSError):
-        return APIConnectionError(f"connection failed: {type(exc).__name__}", url=url, page=page)
+        return APIConnectionError(f"connection failed: {_reason(exc)}", url=url, page=page)
     if isinstance(exc, aiohttp.ClientResponseError) and exc.message:
         # Its message is aiohttp's account of the broken framing; its repr would carry the
         # request headers, so only the message is kept.

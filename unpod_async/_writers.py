@@ -146,7 +146,8 @@ def require_pyarrow() -> Any:
         import pyarrow.parquet
     except ImportError:
         raise ExportError(
-            "Parquet export needs pyarrow: pip install 'unpod-async[parquet]'"
+            "Parquet export needs pyarrow, which is not installed: pip install pyarrow "
+            "(the unpod-async[parquet] extra)"
         ) from None
     return pyarrow
 

@@ -1,10 +1,11 @@
-"""The ``unpod-async`` command: parsing and printing only; the work is in the library.
+"""The ``unpod-async`` command: parsing and the entry point; the work is in ``_commands``.
 
-Exit codes: 0 done; 1 the API, the network or the output failed (any ``UnpodError``); 2 the
-command line was wrong (bad arguments, no token); 3 finished, but incomplete (tasks missing
-or skipped, said on stderr); 4 partial: ``tasks export --all-spaces`` wrote some spaces but
-others failed (each named on stderr; a rerun with ``--resume`` continues them; when every space
-fails the code is 1); 130 interrupted (Ctrl-C).
+Exit codes: 0 done (also when the reader of stdout went away, as with ``| head``); 1 the API
+or the network failed; 2 the command line was wrong (bad arguments, no token); 3 finished,
+but incomplete (tasks missing or skipped, said on stderr); 4 a local problem (the output
+cannot be written, pyarrow is missing, a port is in use); 5 partial: ``tasks export
+--all-spaces`` wrote some spaces but others failed (each named on stderr; a rerun with
+``--resume`` continues them; when every space fails the code is 1); 130 interrupted (Ctrl-C).
 
 The API token is never printed: it is not an argparse default (so ``--help`` cannot show it),
 and every error or log line is scrubbed of it before it reaches the terminal.
@@ -19,23 +20,17 @@ import math
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from . import _commands
-from ._commands import (
-    DEMO_NAME,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-)
-from ._errors import UnpodError
+from ._commands import DEMO_NAME, EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._export import FORMATS
 from ._params import AUTH_SCHEME_ENV, AUTH_SCHEMES, BASE_URL_ENV, ORG_ENV, TOKEN_ENV
+from ._progress import DEFAULT_INTERVAL, print_line
 from ._redact import Redactor
 from ._version import __version__
 
@@ -48,12 +43,11 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is now, so that a live progress display that
-    redirects stderr keeps log lines above itself."""
+    """Writes each record as a line of its own, above the progress display if one is open."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            print_line(self.format(record))
         except Exception:
             self.handleError(record)
 
@@ -69,6 +63,20 @@ class _RedactingFilter(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         return True
+
+
+class _NotInSummary(logging.Filter):
+    """Without ``-v``: leave out the warnings the summary says too (each thing said once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "unpod_in_stats", False)
+
+
+class _Brief(logging.Formatter):
+    """Without ``-v``: ``warning: ...``, as the command's own warnings read."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
 def _tokens_in(argv: Sequence[str]) -> list[str]:
@@ -102,6 +110,13 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
 
 _positive_int = _whole_number(1)
 _non_negative_int = _whole_number(0)
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -159,6 +174,22 @@ def parse_date(text: str) -> float:
 
 # --- the parser ---------------------------------------------------------------------------
 
+DATE_HELP = "DATE: 2026-01-31, 2026-01-31T08:00:00Z or +01:00, or epoch seconds; naive is UTC"
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option says its default: written in its help, or added here from the value."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or action.required or "default" in text.lower():
+            return text
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        if action.default not in (None, argparse.SUPPRESS):
+            return f"{text} (default: %(default)s)"
+        return text
+
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose error messages are scrubbed of secrets."""
@@ -168,6 +199,10 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # No abbreviations: `--tok X` would hide a token from the scrubbing in `main`.
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        description = kwargs.get("description")
+        if description and "\n" not in description:  # the formatter keeps text as it is
+            kwargs["description"] = textwrap.fill(description, 80)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -176,12 +211,8 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def _global_options(*, suppress: bool) -> _Parser:
-    """Options accepted before or after the command (``suppress`` keeps a later copy from
-    overwriting an earlier value with its default)."""
-    default: Any = argparse.SUPPRESS if suppress else None
-    group = _Parser(add_help=False)
-    opts = group.add_argument_group("connection options")
+def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    opts = parser.add_argument_group("connection options")
     opts.add_argument(
         "--token",
         default=default,
@@ -192,7 +223,8 @@ def _global_options(*, suppress: bool) -> _Parser:
         "--org-handle",
         default=default,
         metavar="HANDLE",
-        help=f"organization domain handle (default: ${ORG_ENV})",
+        help=f"organization handle, the Org-Handle header; `orgs list` shows them "
+        f"(default: ${ORG_ENV})",
     )
     opts.add_argument(
         "--base-url",
@@ -204,15 +236,26 @@ def _global_options(*, suppress: bool) -> _Parser:
         "--auth-scheme",
         default=default,
         metavar="SCHEME",
-        help=f"Authorization scheme: {', '.join(AUTH_SCHEMES)} (default: ${AUTH_SCHEME_ENV}, "
-        "else Token; the spaces and organizations views may need JWT or Bearer)",
+        help=f"Authorization scheme: {', '.join(AUTH_SCHEMES)}; the spaces and organizations "
+        f"views may need JWT or Bearer (default: ${AUTH_SCHEME_ENV}, else Token)",
     )
+    opts.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=default,
+        help="allow a plain http:// base URL to a host other than this machine: the token "
+        "then travels in clear text (default: off; http:// to loopback is always allowed)",
+    )
+
+
+def _request_options(parser: argparse.ArgumentParser, default: Any, concurrency: int) -> None:
+    opts = parser.add_argument_group("request options")
     opts.add_argument(
         "--concurrency",
         type=_positive_int,
         default=default,
         metavar="N",
-        help="requests in flight at most (default: 8)",
+        help=f"requests in flight at most (default: {concurrency})",
     )
     opts.add_argument(
         "--timeout",
@@ -228,56 +271,114 @@ def _global_options(*, suppress: bool) -> _Parser:
         metavar="N",
         help="retries per request (default: 5)",
     )
-    opts.add_argument(
+
+
+def _verbosity_option(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
-        default=argparse.SUPPRESS if suppress else 0,
-        help="log what the client does to stderr (-vv for debug)",
+        default=default,
+        help="log to stderr: -v what the client does (retries, resumes), -vv also each "
+        "request with its page, status, size, time and attempt; the token never appears "
+        "(default: warnings only)",
     )
+
+
+def _global_options(*, suppress: bool) -> _Parser:
+    """Options of every command that talks to the API, accepted before or after the command
+    (``suppress`` keeps a later copy from overwriting an earlier value with its default)."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = _Parser(add_help=False)
+    _connection_options(group, default)
+    _request_options(group, default, concurrency=8)
+    _verbosity_option(group, argparse.SUPPRESS if suppress else 0)
     return group
 
 
+def _display_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that shows a progress display (export, demo)."""
+    parser.add_argument(
+        "--progress-interval",
+        type=_non_negative_float,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help="when stderr is not a terminal (a CI log, nohup), print a progress line every "
+        f"SECONDS; 0 prints none (default: {DEFAULT_INTERVAL:g}; on a terminal the display "
+        "is live)",
+    )
+
+
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    filters = parser.add_argument_group("filters")
+    filters = parser.add_argument_group("filters (default: none, every task)")
     filters.add_argument(
         "--status",
         action="append",
         metavar="S",
-        help="only tasks with this status of their own (repeatable, or a comma list: "
-        "completed,failed); checked on each task, the server has no such filter",
+        help="only tasks with this status of their own: pending, in_progress, completed, "
+        "hold, failed, partially_completed (repeatable, or a comma list); checked on each "
+        "task, the server has no such filter (default: any)",
     )
     filters.add_argument(
         "--outcome",
         action="append",
         metavar="LABEL",
         help="only calls with this outcome label (repeatable, or a comma list: "
-        "'Interested,Call Back'); the server's own status filter",
+        "'Interested,Call Back'); the server's own status filter (default: any)",
     )
     filters.add_argument(
         "--call-type",
         metavar="TYPE",
-        help="inbound or outbound (provider variants included), or any exact value",
+        help="inbound or outbound (provider variants included), or any exact value (default: both)",
     )
     filters.add_argument(
         "--since",
         type=parse_date,
         metavar="DATE",
         help="created at or after DATE (the server reads it in its own time zone; each task "
-        "is checked again in UTC)",
+        f"is checked again in UTC). {DATE_HELP} (default: no lower bound)",
     )
     filters.add_argument(
-        "--until", type=parse_date, metavar="DATE", help="created at or before DATE (likewise)"
+        "--until",
+        type=parse_date,
+        metavar="DATE",
+        help=f"created at or before DATE, likewise. {DATE_HELP} (default: no upper bound)",
     )
     search = filters.add_mutually_exclusive_group()
     search.add_argument(
-        "--search", metavar="TEXT", help="the contact's name or phone contains TEXT"
+        "--search",
+        metavar="TEXT",
+        help="the contact's name or phone contains TEXT, any case (default: no search)",
     )
     search.add_argument(
-        "--search-pattern", metavar="REGEX", help="the same, with a regular expression"
+        "--search-pattern",
+        metavar="REGEX",
+        help="the same, with a regular expression (default: no search)",
     )
-    filters.add_argument("--thread-id", metavar="ID", help="only tasks of this thread")
-    filters.add_argument("--user-id", metavar="ID", help="only tasks of this user")
+    filters.add_argument(
+        "--thread-id", metavar="ID", help="only tasks of this thread (default: any)"
+    )
+    filters.add_argument("--user-id", metavar="ID", help="only tasks of this user (default: any)")
+
+
+def _space_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "space_token",
+        metavar="SPACE_TOKEN",
+        help="the space's token (`unpod-async spaces list` shows them)",
+    )
+
+
+def _epilog() -> str:
+    codes = "\n".join(f"  {code:<3}  {meaning}" for code, meaning in EXIT_CODES)
+    return (
+        "getting started:\n"
+        "  unpod-async demo                      try it on the built-in simulator\n"
+        "  unpod-async orgs list                 your organizations: HANDLE is --org-handle\n"
+        "  unpod-async spaces list               their spaces: TOKEN is SPACE_TOKEN\n"
+        "  unpod-async tasks export SPACE_TOKEN -o tasks.jsonl\n"
+        f"\nexit codes:\n{codes}"
+    )
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
@@ -290,7 +391,9 @@ def _add_sources(parser: argparse.ArgumentParser) -> None:
         "(Parquet: one dataset partitioned by space_token)",
     )
     org.add_argument(
-        "--output-dir", metavar="DIR", help="where --all-spaces writes (created if missing)"
+        "--output-dir",
+        metavar="DIR",
+        help="where --all-spaces writes, created if missing (required with --all-spaces)",
     )
     org.add_argument(
         "--spaces-at-once",
@@ -299,8 +402,16 @@ def _add_sources(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="spaces exported at the same time by --all-spaces, sharing --concurrency (default: 4)",
     )
-    org.add_argument("--run", metavar="RUN_ID", help="only the tasks of this run of SPACE_TOKEN")
-    org.add_argument("--agent", metavar="HANDLE", help="the tasks of this agent, across its spaces")
+    org.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="only the tasks of this run of SPACE_TOKEN (default: every task of the space)",
+    )
+    org.add_argument(
+        "--agent",
+        metavar="HANDLE",
+        help="the tasks of this agent across its spaces, instead of SPACE_TOKEN (default: none)",
+    )
 
 
 def _add_runs(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -310,8 +421,10 @@ def _add_runs(commands: Any, common: argparse.ArgumentParser) -> None:
     runs_list = runs_cmds.add_parser(
         "list", parents=[common], help="list the runs of a space, newest first"
     )
-    runs_list.add_argument("space_token", metavar="SPACE_TOKEN")
-    runs_list.add_argument("--page-size", type=_positive_int, default=100, metavar="N")
+    _space_argument(runs_list)
+    runs_list.add_argument(
+        "--page-size", type=_positive_int, default=100, metavar="N", help="runs per request"
+    )
     runs_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs_list.set_defaults(handler=_commands.run_runs)
 
@@ -323,8 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unpod-async",
         description="Fast, safe client for the Unpod platform API.",
         parents=[_global_options(suppress=False)],
-        epilog="DATE is an ISO date or datetime (naive means UTC) or epoch seconds. "
-        "Run `unpod-async demo` to try it against the built-in simulator, no account needed.",
+        epilog=_epilog(),
     )
     parser.add_argument("--version", action="version", version=f"unpod-async {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -337,22 +449,31 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         parents=[common],
         help="export every task of a space to a file",
-        description="Export every task of a space, once each, newest first.",
+        description="Export every task of a space, once each, newest first. The file "
+        "appears only when complete (written beside it, then renamed).",
     )
     export.add_argument(
         "space_token",
         metavar="SPACE_TOKEN",
         nargs="?",
-        help="the space to export (or --agent HANDLE, or --all-spaces)",
+        help="the space's token (`unpod-async spaces list` shows them); or --agent HANDLE, "
+        "or --all-spaces",
     )
-    export.add_argument("-o", "--output", metavar="FILE", help="output file, or - for stdout")
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="output file, or - for stdout (required, but with --all-spaces: --output-dir)",
+    )
     _add_sources(export)
     export.add_argument(
         "--format",
         choices=FORMATS,
         help="jsonl, csv or parquet (default: from the extension of FILE, else jsonl)",
     )
-    export.add_argument("--page-size", type=_positive_int, default=100, metavar="N")
+    export.add_argument(
+        "--page-size", type=_positive_int, default=100, metavar="N", help="tasks per request"
+    )
     export.add_argument(
         "--resume",
         action="store_true",
@@ -365,15 +486,19 @@ def build_parser() -> argparse.ArgumentParser:
         "missing or the server fails to serve some of them",
     )
     export.add_argument(
-        "--deadline", type=_positive_float, metavar="SECONDS", help="give up after this long"
+        "--deadline",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="give up after this long (default: no deadline)",
     )
     export.add_argument(
         "--no-csv-formula-guard",
         dest="csv_formula_guard",
         action="store_false",
-        help="write CSV cells as they are (by default a cell starting with = + - @ gets a ' "
+        help="write CSV cells as they are (default: a cell starting with = + - @ gets a ' "
         "in front, so that a spreadsheet does not run it as a formula)",
     )
+    _display_options(export)
     _add_filters(export)
     export.set_defaults(
         handler=_commands.run_export, check=_commands.export_sources_problem, parser=export
@@ -382,9 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     get = tasks_cmds.add_parser(
         "get", parents=[common], help="print one page of a space's tasks as JSON"
     )
-    get.add_argument("space_token", metavar="SPACE_TOKEN")
-    get.add_argument("--page", type=_positive_int, default=1, metavar="N")
-    get.add_argument("--page-size", type=_positive_int, default=20, metavar="N")
+    _space_argument(get)
+    get.add_argument("--page", type=_positive_int, default=1, metavar="N", help="page number")
+    get.add_argument(
+        "--page-size", type=_positive_int, default=20, metavar="N", help="tasks per page"
+    )
     _add_filters(get)
     get.set_defaults(handler=_commands.run_get)
 
@@ -394,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     spaces = commands.add_parser("spaces", help="the spaces of an organization")
     spaces_cmds = spaces.add_subparsers(dest="spaces_command", metavar="ACTION", required=True)
     spaces_list = spaces_cmds.add_parser(
-        "list", parents=[common], help="list the spaces of --org-handle"
+        "list", parents=[common], help="list the spaces of --org-handle and their tokens"
     )
     spaces_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     spaces_list.set_defaults(handler=_commands.run_spaces)
@@ -402,64 +529,121 @@ def build_parser() -> argparse.ArgumentParser:
     orgs = commands.add_parser("orgs", help="the organizations of the token")
     orgs_cmds = orgs.add_subparsers(dest="orgs_command", metavar="ACTION", required=True)
     orgs_list = orgs_cmds.add_parser(
-        "list", parents=[common], help="list the organizations the token belongs to"
+        "list",
+        parents=[common],
+        help="list the organizations the token belongs to and their handles",
     )
     orgs_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     orgs_list.set_defaults(handler=_commands.run_orgs)
 
-    # demo / simulate
+    # demo / simulate: no connection options (they talk to their own simulator, or serve it)
     demo = commands.add_parser(
         "demo",
-        parents=[common],
         help="export a simulated space end to end (no account needed)",
         description="Start the built-in simulator on loopback, export its space of tasks "
         "with the progress display, and say where the file is and how fast it went.",
     )
-    demo.add_argument("--tasks", type=_non_negative_int, default=20_000, metavar="N")
+    demo.add_argument(
+        "--tasks",
+        type=_non_negative_int,
+        default=20_000,
+        metavar="N",
+        help="tasks in the simulated space",
+    )
     demo.add_argument(
         "-o",
         "--output",
         metavar="DIR_OR_FILE",
-        help=f"where to write (default: ./{DEMO_NAME}.jsonl, else a temporary directory)",
+        help=f"where to write (default: {DEMO_NAME}.jsonl in a new temporary directory, "
+        "which the demo names)",
     )
     demo.add_argument("--format", choices=FORMATS, help="default: from the extension, else jsonl")
-    demo.add_argument("--page-size", type=_positive_int, default=100, metavar="N")
+    demo.add_argument(
+        "--page-size", type=_positive_int, default=100, metavar="N", help="tasks per request"
+    )
+    _request_options(demo, argparse.SUPPRESS, concurrency=16)
+    _verbosity_option(demo, argparse.SUPPRESS)
+    _display_options(demo)
     demo.set_defaults(handler=_commands.run_demo)
 
     simulate = commands.add_parser(
         "simulate",
-        parents=[common],
         help="serve the simulated API until Ctrl-C",
-        description="Serve the built-in simulator of the Unpod API until Ctrl-C.",
+        description="Serve the built-in simulator of the Unpod API until Ctrl-C. Anyone who "
+        "can reach it can read its tasks with its well-known token: keep it on loopback.",
     )
-    simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=_non_negative_int, default=8080, help="0 picks one")
-    simulate.add_argument("--tasks", type=_non_negative_int, default=20_000, metavar="N")
-    simulate.add_argument("--latency-ms", type=_non_negative_float, default=0.0, metavar="X")
-    simulate.add_argument("--fault-rate", type=_fraction, default=0.0, metavar="F")
-    simulate.add_argument("--page-size-cap", type=_positive_int, metavar="N")
+    simulate.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; anything but loopback is warned about",
+    )
+    simulate.add_argument(
+        "--port", type=_port, default=8080, help="port to listen on, 0 to pick a free one"
+    )
+    simulate.add_argument(
+        "--tasks",
+        type=_non_negative_int,
+        default=20_000,
+        metavar="N",
+        help="tasks in the simulated space",
+    )
+    simulate.add_argument(
+        "--latency-ms",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="X",
+        help="added to every answer, in milliseconds",
+    )
+    simulate.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="share of requests that fail (503, 206, 429, reset), 0 to 1",
+    )
+    simulate.add_argument(
+        "--page-size-cap",
+        type=_positive_int,
+        metavar="N",
+        help="serve at most N tasks a page, whatever is asked (default: no cap)",
+    )
     simulate.set_defaults(handler=_commands.run_simulate)
     return parser
 
 
+_GLOBALS = {
+    "token": None,
+    "org_handle": None,
+    "base_url": None,
+    "auth_scheme": None,
+    "allow_insecure_http": None,
+    "concurrency": None,
+    "timeout": None,
+    "max_retries": None,
+    "verbose": 0,
+}
+
+
 def _fill_defaults(args: argparse.Namespace) -> None:
     """Global options given nowhere: the values argparse left out (see ``_global_options``)."""
-    names = ("token", "org_handle", "base_url", "auth_scheme", "concurrency", "timeout")
-    for name in (*names, "max_retries"):
-        if not hasattr(args, name):
-            setattr(args, name, None)
-    if not hasattr(args, "verbose"):
-        args.verbose = 0
+    for name, value in _GLOBALS.items():
+        if not hasattr(args, name) or (name == "verbose" and args.verbose is None):
+            setattr(args, name, value)
 
 
 @contextmanager
 def _logging(verbosity: int, redact: Redactor) -> Iterator[None]:
+    """Log lines on stderr: warnings only (minus those the summary says), ``-v`` INFO, ``-vv``
+    DEBUG (each request). The logger passes INFO in any case, for the display's retries."""
     logger = logging.getLogger("unpod_async")
-    if not verbosity:
-        yield
-        return
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if verbosity:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+    else:
+        handler.setFormatter(_Brief())
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(_NotInSummary())
     handler.addFilter(_RedactingFilter(redact))
     previous = logger.level
     logger.addHandler(handler)
@@ -469,6 +653,13 @@ def _logging(verbosity: int, redact: Redactor) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away: keep Python's final flush from failing again."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -507,22 +698,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         _commands.err(_commands.interrupt_hint(args))
         return EXIT_INTERRUPTED
-    except UnpodError as exc:
-        _commands.err(f"error: {redact(str(exc))}")
-        return EXIT_ERROR
-    except (UsageError, ValueError, TypeError) as exc:
-        _commands.err(f"error: {redact(str(exc))}")
-        return EXIT_USAGE
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep Python's final flush of
-        # stdout from raising again at exit.
-        with suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_ERROR
-    except OSError as exc:
-        _commands.err(f"error: {redact(str(exc))}")
-        return EXIT_ERROR
+    except Exception as exc:
+        code, lines = _commands.failure(exc, args)
+        for line in lines:
+            _commands.err(redact(line))
+        if code == EXIT_OK:  # stdout's reader went away
+            _quiet_stdout()
+        return code
 
 
 if __name__ == "__main__":

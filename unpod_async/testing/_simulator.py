@@ -436,8 +436,13 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        """``http://host:port`` of the running simulator (no trailing slash)."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
+        """``http://host:port`` of the running simulator (no trailing slash).
+
+        Served on every interface (``0.0.0.0``, ``::`` or ``""``), it names the loopback
+        address: a URL a client can connect to, and the only plain-http one it accepts.
+        """
+        host = _WILDCARDS.get(self._host, self._host)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
@@ -889,6 +894,9 @@ def _filter_key(query: dict[str, str]) -> _FilterKey:
         _parse_ts(query, "to_ts"),
         needle or None,
     )
+
+
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
 
 @contextlib.asynccontextmanager
