@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
@@ -22,8 +22,11 @@ __all__ = [
     "POOL_SIZE",
     "empty_page",
     "ids_digest",
+    "make_pool",
+    "page_head",
     "page_serials",
     "render_pages",
+    "render_tasks",
     "task_id",
     "task_ids",
 ]
@@ -176,19 +179,34 @@ class _Pool:
         out.append(parts[-1])
 
 
-def _head(count: int) -> bytes:
+def page_head(count: int) -> bytes:
     return b'{"count":%d,"status_code":200,"message":"%s","data":[' % (count, MESSAGE.encode())
 
 
 def empty_page(n_tasks: int) -> bytes:
     """What the API answers past the last page: 200, ``data: []``, the full ``count``."""
-    return _head(n_tasks) + b"]}"
+    return page_head(n_tasks) + b"]}"
+
+
+def render_tasks(seed: int, serials: Iterable[int], pool: _Pool | None = None) -> list[bytes]:
+    """The JSON bytes of each task of ``serials`` (for a space that changes while it is read)."""
+    pool = pool or make_pool(seed)
+    out = []
+    for serial in serials:
+        pieces: list[bytes] = []
+        pool.add_task(pieces, seed, serial)
+        out.append(b"".join(pieces))
+    return out
+
+
+def make_pool(seed: int, n_tasks: int = POOL_SIZE) -> _Pool:
+    return _Pool(seed, min(POOL_SIZE, max(1, n_tasks)))
 
 
 def render_pages(seed: int, n_tasks: int, page_size: int) -> list[bytes]:
     """Every page of a space of ``n_tasks`` tasks, as the exact response bytes."""
     pool = _Pool(seed, min(POOL_SIZE, max(1, n_tasks)))
-    head = _head(n_tasks)
+    head = page_head(n_tasks)
     pages = []
     for page in range(1, math.ceil(n_tasks / page_size) + 1):
         pieces = [head]
