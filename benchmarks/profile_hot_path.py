@@ -1,86 +1,149 @@
-"""Profile ``iter_tasks``, ``get_all_tasks`` and ``export_tasks`` (and bare, for reference) in (b).
+"""Profile CPU-bound pulls with py-spy and summarise where the time goes.
 
-Scenario (b) is CPU-bound (no latency, 2,000 pages of 100 tasks), so the profile shows where
-the client spends its CPU. Each contender runs once unprofiled (warm-up), then once under
-pyinstrument; the call tree and a flat self-time listing go to ``benchmarks/profiles/``.
+Each contender pulls a static space (no added latency, pages of 100 tasks) in a fresh
+``benchmarks._child`` process recorded by ``py-spy record`` (sampling, idle included, frames
+by function); the raw collapsed stacks go to ``benchmarks/out/profiles/`` and a short text
+summary of the top frames to ``benchmarks/profiles/<contender>.txt``. Percentages are of the
+samples taken inside the event loop (the pull itself: imports and start-up are left out).
+msgspec's decoders are C: their time is the self time of the Python frame that calls them
+(``decode_typed_page``, ``decode_raw_page``, ``raw_keys``, ``each``).
 
-    python -m benchmarks.profile_hot_path [--pages 2000] [--output DIR]
+    pip install py-spy
+    python -m benchmarks.profile_hot_path [--tasks 300000] [--contenders iter_tasks,...]
+
+The consumer appends each task's id to a list, as in the timed runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
-import time
+from collections import Counter
 from pathlib import Path
 
-from pyinstrument import Profiler
-
-from benchmarks._contenders import CONTENDERS, Target
-from benchmarks._pages import task_ids
 from benchmarks._server import PageServer, ServerConfig
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOOP = "BaseEventLoop.run_forever"
+IDLE = ("select (selectors.py", "EpollSelector.select", "KqueueSelector.select")
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _frames(stack: str) -> list[str]:
+    return [frame for frame in stack.split(";") if frame]
+
+
+def _name(frame: str) -> str:
+    """``func (path/file.py:12)`` -> ``func (path/file.py)``: one name per function."""
+    match = _FRAME.match(frame)
+    return f"{match['func']} ({match['file']})" if match else frame
+
+
+def _package(frame: str) -> str:
+    match = _FRAME.match(frame)
+    path = match["file"] if match else frame
+    if path.startswith("unpod_async/"):
+        return path.removesuffix(".py")
+    return path.split("/", 1)[0].removesuffix(".py") if "/" in path else path
+
+
+def summarise(raw: Path, title: str, top: int = 25) -> str:
+    samples: list[tuple[list[str], int]] = []
+    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = _frames(stack)
+        names = [_name(f) for f in frames]
+        if any(n.startswith(LOOP) for n in names):
+            samples.append(
+                (names[next(i for i, n in enumerate(names) if n.startswith(LOOP)) :], int(count))
+            )
+    total = sum(c for _, c in samples) or 1
+    idle = sum(c for names, c in samples if any(names[-1].startswith(p) for p in IDLE))
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
+    for names, count in samples:
+        own[names[-1]] += count
+        packages[_package(names[-1])] += count
+        for name in set(names[1:]):
+            inclusive[name] += count
+    lines = [
+        f"# {title}",
+        "",
+        f"{total} samples inside the event loop; {100 * idle / total:.1f}% idle (waiting in "
+        "the selector for the server).",
+        "",
+        "## self time (the frame on top of the stack; C calls count to their caller)",
+        "",
+    ]
+    lines += [f"{100 * c / total:6.1f}%  {name}" for name, c in own.most_common(top)]
+    lines += ["", "## self time by module", ""]
+    lines += [f"{100 * c / total:6.1f}%  {name}" for name, c in packages.most_common(15)]
+    lines += ["", "## inclusive time (the frame anywhere on the stack)", ""]
+    lines += [
+        f"{100 * c / total:6.1f}%  {name}"
+        for name, c in inclusive.most_common(3 * top)
+        if not name.startswith(("BaseEventLoop.", "Handle._run", "_run_once"))
+    ][: 2 * top]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_hot_path")
-    parser.add_argument("--pages", type=int, default=2000)
-    parser.add_argument("--contenders", default="iter_tasks,get_all_tasks,export_jsonl,bare")
+    parser.add_argument("--tasks", type=int, default=300_000)
+    parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    parser.add_argument("--contenders", default="iter_tasks,export_jsonl,bare_stream,bare_writer")
     parser.add_argument("--output", type=Path, default=HERE / "profiles")
     args = parser.parse_args(argv)
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        print("py-spy is not installed: pip install py-spy", file=sys.stderr)
+        return 2
     args.output.mkdir(parents=True, exist_ok=True)
-
-    config = ServerConfig(n_tasks=args.pages * 100, latency=0.0)
-    expected = set(task_ids(config.seed, config.n_tasks))
+    raw_dir = HERE / "out" / "profiles"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    config = ServerConfig(n_tasks=args.tasks)
     with PageServer(config) as server, tempfile.TemporaryDirectory() as tmp:
         for name in args.contenders.split(","):
-            contender = CONTENDERS[name]
-            reason = contender.available()
-            if reason:
-                print(f"{name}: skipped, {reason}", file=sys.stderr)
-                continue
-            for label in ("warm-up", "profiled"):
-                target = Target(
-                    server.base_url,
-                    f"prof-{label}-{name}".replace("_", "-"),
-                    100,
-                    16,
-                    0.1,
-                    Path(tmp),
-                )
-                profiler = Profiler(interval=0.0005) if label == "profiled" else None
-                started = time.perf_counter()
-                if profiler:
-                    profiler.start()
-                outcome = asyncio.run(contender.run(target))
-                if profiler:
-                    profiler.stop()
-                seconds = time.perf_counter() - started
-                ids = outcome.ids()
-                if len(ids) != len(expected) or set(ids) != expected:
-                    raise SystemExit(f"{name}: wrong tasks ({len(ids)})")
-                if outcome.cleanup:
-                    outcome.cleanup()
-                del outcome, ids
-                print(f"{name} {label}: {seconds:.3f}s", file=sys.stderr)
-            assert profiler is not None
-            header = (
-                f"# {name}, scenario (b): {args.pages} pages x 100 tasks, no latency, "
-                f"concurrency 16; {seconds:.3f}s under the profiler\n\n"
+            spec = {
+                "contender": name,
+                "base_url": server.base_url,
+                "space": f"prof-{name}".replace("_", "-"),
+                "page_size": config.page_size,
+                "concurrency": 16,
+                "retry_delay": 0.1,
+                "workdir": tmp,  # the ids go into a list, as in the timed runs
+            }
+            raw = raw_dir / f"{name}.raw"
+            cmd = [py_spy, "record", "--idle", "-F", "-r", str(args.rate), "-f", "raw"]
+            cmd += ["-o", str(raw), "--", sys.executable, "-m", "benchmarks._child"]
+            proc = subprocess.run(
+                [*cmd, json.dumps(spec)], capture_output=True, text=True, cwd=ROOT, check=False
             )
-            tree = profiler.output_text(unicode=True, show_all=False)
-            flat = profiler.output_text(unicode=True, flat=True)
-            path = args.output / f"{name}_b.txt"
-            path.write_text(
-                header + "## call tree\n\n" + tree + "\n## flat (self time)\n\n" + flat,
-                encoding="utf-8",
+            if proc.returncode != 0:
+                print(f"{name}: py-spy failed: {proc.stderr[-800:]}", file=sys.stderr)
+                return 1
+            line = [x for x in proc.stdout.splitlines() if x.startswith("{")][-1]
+            result = json.loads(line)  # py-spy prints its own lines around the child's
+            title = (
+                f"{name}: {args.tasks:,} tasks, pages of 100, no added latency, concurrency 16, "
+                f"py-spy at {args.rate} Hz; {result['seconds']:.2f} s under the profiler, "
+                f"{args.tasks / result['seconds']:,.0f} tasks/s, verified "
+                f"{result.get('tasks') == args.tasks}"
             )
-            print(f"wrote {path}", file=sys.stderr)
+            text = summarise(raw, title)
+            (args.output / f"{name}.txt").write_text(text, encoding="utf-8")
+            print(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
