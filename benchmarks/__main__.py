@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if plan.memory_modes:
         report.memory = run_memory(plan.memory_sizes, plan.memory_modes)
     if "decode" in args.scenarios:
-        report.decode = run_decode()
+        report.decode = run_decode(repeat=3 if args.quick else 7)
     report.wall_seconds = time.perf_counter() - started
     report.facts["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 

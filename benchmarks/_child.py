@@ -16,6 +16,7 @@ JSON on stdout.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -89,6 +90,7 @@ async def _measured(spec: dict[str, Any], touch: Any) -> tuple[Any, float, list[
         spec["concurrency"],
         spec["retry_delay"],
         Path(spec["workdir"]),
+        spec.get("read_ahead_bytes"),
     )
     lags: list[float] = []
     running = True
@@ -157,7 +159,10 @@ def main(argv: list[str]) -> None:
     if argv[0] == "import":
         print(json.dumps({"python_mb": PYTHON_MB, "import_mb": IMPORT_MB}))
         return
-    print(json.dumps(run(json.loads(argv[0]))))
+    result = run(json.loads(argv[0]))
+    times = os.times()
+    result["process_cpu"] = times.user + times.system  # this process's whole life
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class Target:
     concurrency: int
     retry_delay: float
     workdir: Path
+    read_ahead_bytes: int | None = None  # the client's default unless set
 
     def url(self, page: int) -> str:
         return (
@@ -305,8 +306,9 @@ async def run_httpx(t: Target, touch: Touch) -> Outcome:
 
 
 def _client(t: Target) -> UnpodClient:
+    extra = {} if t.read_ahead_bytes is None else {"read_ahead_bytes": t.read_ahead_bytes}
     return UnpodClient(
-        TOKEN, base_url=t.base_url, concurrency=t.concurrency, retry_delay=t.retry_delay
+        TOKEN, base_url=t.base_url, concurrency=t.concurrency, retry_delay=t.retry_delay, **extra
     )
 
 
