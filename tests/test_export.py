@@ -226,7 +226,9 @@ _KILL_SCRIPT = textwrap.dedent(
     from unpod_async import UnpodClient
 
     async def main() -> None:
-        async with UnpodClient({token!r}, base_url=sys.argv[1], concurrency=2) as client:
+        async with UnpodClient(
+            {token!r}, {org!r}, base_url=sys.argv[1], concurrency=2
+        ) as client:
             await client.export_tasks({space!r}, sys.argv[2], page_size=50, resume=True)
 
     asyncio.run(main())
@@ -241,7 +243,7 @@ async def test_resume_after_sigkill_equals_a_clean_export(tmp_path: Path) -> Non
             await client.export_tasks(SPACE, clean, page_size=50)
         sim.latency = 0.02
         out = tmp_path / "out.jsonl"
-        script = _KILL_SCRIPT.format(token=TOKEN, space=SPACE)
+        script = _KILL_SCRIPT.format(token=TOKEN, org=ORG, space=SPACE)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", script, sim.base_url, str(out)
         )
@@ -265,3 +267,14 @@ async def test_resume_after_sigkill_equals_a_clean_export(tmp_path: Path) -> Non
         assert stats.resumed_pages == state["next_page"] - 1
     assert out.read_bytes() == clean.read_bytes()
     assert leftovers(tmp_path) == []
+
+
+async def test_an_async_progress_callback_is_awaited(client: UnpodClient, tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    async def progress(p: ExportProgress) -> None:
+        await asyncio.sleep(0)
+        seen.append(p.pages_done)
+
+    stats = await client.export_tasks(SPACE, tmp_path / "t.jsonl", page_size=100, progress=progress)
+    assert seen == list(range(1, stats.pages + 1))  # awaited, in order (and never left unawaited)

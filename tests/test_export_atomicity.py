@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from unpod_async import BusinessLogicError, ExportError, UnpodClient
+from unpod_async import BusinessLogicError, ExportError, UnpodClient, _atomic
 from unpod_async.testing import Fault, Simulator
 
 from .helpers import ORG, SPACE, TOKEN, leftovers, make_client, run_python
@@ -239,14 +239,14 @@ class FullDisk(io.FileIO):
 def disk_room(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Temporary export files get ``room[0]`` bytes of disk; everything else is unaffected."""
     room = [0]
-    original = Path.open
+    original = _atomic.create_private
 
-    def open_(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if self.name.endswith(".unpod-tmp") and "w" in mode:
-            return io.BufferedWriter(FullDisk(self, room[0]))
-        return original(self, mode, *args, **kwargs)
+    def create(path: Path, **kwargs: Any) -> Any:
+        if path.name.endswith(".unpod-tmp"):
+            return io.BufferedWriter(FullDisk(path, room[0]))
+        return original(path, **kwargs)
 
-    monkeypatch.setattr(Path, "open", open_)
+    monkeypatch.setattr(_atomic, "create_private", create)
     return room
 
 

@@ -288,3 +288,58 @@ async def test_aimd_converges_on_a_server_with_less_capacity_than_concurrency() 
     fixed = await _overload_run(adaptive=False)
     fixed_503 = sum(status == 503 for _, status in fixed) / len(fixed)
     assert fixed_503 > 2 * late_503
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+async def test_cancelling_random_waiters_under_load_keeps_the_gate_whole() -> None:
+    """Waiters cancelled at random moments, some in the very step a slot is released (the
+    case that once raised ``ValueError: <Future cancelled> is not in deque``): every cancel
+    surfaces as CancelledError, and the gate's count comes back to zero."""
+    import random
+
+    from unpod_async._limits import Gate
+
+    rng = random.Random(11)
+    gate = Gate(4)
+    served = 0
+
+    async def user() -> None:
+        nonlocal served
+        await gate.acquire(ahead=rng.random() < 0.3)
+        try:
+            await asyncio.sleep(rng.random() * 0.001)
+            served += 1
+        finally:
+            gate.release(overloaded=False, answered=True)
+
+    for _ in range(30):
+        for _ in range(4):  # this test holds every slot: the users queue
+            await gate.acquire()
+        jobs = [asyncio.create_task(user()) for _ in range(30)]
+        await asyncio.sleep(0)
+        for _ in range(4):
+            rng.choice(jobs).cancel()  # cancelled while queued...
+            gate.release(overloaded=False, answered=True)  # ...and a slot freed at once
+            await asyncio.sleep(rng.random() * 0.001)
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        unexpected = [
+            r for r in results if r is not None and not isinstance(r, asyncio.CancelledError)
+        ]
+        assert unexpected == []
+        assert gate.in_flight == 0
+        assert not gate._waiters
+    assert served > 0
+    # Still whole: four at a time, no more.
+    peak = 0
+
+    async def probe() -> None:
+        nonlocal peak
+        await gate.acquire()
+        peak = max(peak, gate.in_flight)
+        await asyncio.sleep(0.001)
+        gate.release(overloaded=False, answered=True)
+
+    await asyncio.gather(*(probe() for _ in range(20)))
+    assert peak == 4

@@ -334,3 +334,34 @@ async def test_no_route_at_all_is_a_connection_error(mocked: aioresponses) -> No
             await client.get_tasks(SPACE)
     assert isinstance(info.value, APIConnectionError)
     assert_clean_chain(info.value)
+
+
+# --------------------------------------------------------------------------- a caller's session
+
+
+async def test_a_callers_raise_for_status_session_keeps_the_error_types() -> None:
+    """``raise_for_status=True`` on a session the caller passes changes nothing: the client
+    reads every status itself (a 401 is not a retried connection error, a 503 is a
+    ServerError that is retried)."""
+    from unpod_async import AuthenticationError, ServerError
+    from unpod_async.testing import Fault, serve
+
+    async with (
+        serve(tasks=100, token=TOKEN, org_handle=ORG, space_token=SPACE) as sim,
+        aiohttp.ClientSession(raise_for_status=True) as session,
+    ):
+        bad = UnpodClient("wrong", ORG, base_url=sim.base_url, session=session, retry_delay=0)
+        with pytest.raises(AuthenticationError):
+            await bad.get_tasks(SPACE)
+        assert len(sim.requests) == 1
+        sim.requests.clear()
+        sim.faults.append(Fault("status", status=503, times=2))
+        good = UnpodClient(
+            TOKEN, ORG, base_url=sim.base_url, session=session, retry_delay=0, max_retries=1
+        )
+        with pytest.raises(ServerError):
+            await good.get_tasks(SPACE)
+        assert len(sim.requests) == 2
+        page = await good.get_tasks(SPACE)
+        assert len(page.data) == 20
+        assert not session.closed

@@ -15,6 +15,7 @@ from ._errors import (
     BusinessLogicError,
     DeadlineExceededError,
     ExportError,
+    IncompletePullError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -25,6 +26,7 @@ from ._errors import (
     UnpodError,
 )
 from ._export import ExportProgress, ExportStats, Format, ProgressCallback
+from ._iterate import TaskIterator
 from ._models import (
     Organization,
     PostCallData,
@@ -36,6 +38,7 @@ from ._models import (
     TranscriptTurn,
     UserInfo,
 )
+from ._paging import PullStats
 from ._params import DEFAULT_BASE_URL, TaskFilter, TaskFilterArgs
 from ._version import __version__
 
@@ -52,11 +55,13 @@ __all__ = [
     "ExportProgress",
     "ExportStats",
     "Format",
+    "IncompletePullError",
     "NotFoundError",
     "Organization",
     "PermissionDeniedError",
     "PostCallData",
     "ProgressCallback",
+    "PullStats",
     "RateLimitError",
     "RedirectError",
     "ResponseDecodeError",
@@ -66,6 +71,7 @@ __all__ = [
     "Task",
     "TaskFilter",
     "TaskFilterArgs",
+    "TaskIterator",
     "TaskOutput",
     "TaskSpec",
     "TasksPage",

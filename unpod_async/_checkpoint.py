@@ -1,30 +1,59 @@
 """The checkpoint of a resumable export: which export it belongs to, and how far it got.
 
-After every page written, the checkpoint beside the output records how many bytes of the
-partial file are complete and which page comes next. A rerun trusts it only if it describes
-the very same export (its ``identity``), truncates the partial file to that point, and asks
-the pager to continue from there.
+The checkpoint beside the output records how many bytes of the partial file are complete and
+which page comes next. It is written only after the data it counts is on disk (flushed and
+fsynced), so after a crash or a power cut the partial file is never shorter than a checkpoint
+says, unless something else cut it. A rerun trusts a checkpoint only if it describes the very
+same export: the same space, format, page size and filters, the same server and organization,
+and the same token (compared by a salted fingerprint; the token itself is never stored).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from ._atomic import create_private
 from ._errors import ExportError
 from ._paging import Page, ResumePoint
+from ._redact import Secret
 
-__all__ = ["Checkpoint", "load", "save"]
+__all__ = ["Checkpoint", "Identity", "load", "save"]
 
-VERSION = 1
+logger = logging.getLogger("unpod_async")
+
+VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What makes two exports the same export."""
+
+    space: str
+    format: str
+    page_size: int
+    filters: str
+    base_url: str
+    org_handle: str | None
+    token: Secret
+
+    def describe(self) -> str:
+        return f"{self.space}|{self.format}|{self.page_size}|{self.filters}"
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):
     version: int = VERSION
-    identity: str
+    export: str  # space|format|page size|filters
+    base_url: str
+    org_handle: str | None = None
+    salt: str
+    token_fingerprint: str
     offset: int = 0
     tasks: int = 0
     next_page: int = 1
@@ -32,6 +61,17 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     count: int = 0
     dirty: bool = False
     pass_complete: bool = False
+
+    @classmethod
+    def new(cls, identity: Identity) -> Checkpoint:
+        salt = secrets.token_hex(8)
+        return cls(
+            export=identity.describe(),
+            base_url=identity.base_url,
+            org_handle=identity.org_handle,
+            salt=salt,
+            token_fingerprint=identity.token.fingerprint(salt),
+        )
 
     @property
     def started(self) -> bool:
@@ -61,22 +101,51 @@ class Checkpoint(msgspec.Struct, kw_only=True):
         if page.size < self.size:
             self.pass_complete = True  # a short page ends the pass
 
+    def rewind(self, pages: int, offset: int) -> None:
+        """Resume after ``pages`` whole pages of pass 1, ``offset`` bytes into the file."""
+        self.next_page = pages + 1
+        self.offset = offset
+        self.tasks = pages * self.size
+        self.pass_complete = False
 
-def load(path: Path, identity: str) -> Checkpoint:
-    """The checkpoint at ``path``, refused if it belongs to another export."""
+    def mismatch(self, identity: Identity) -> str | None:
+        """What differs between this checkpoint and ``identity``, if anything."""
+        if self.export != identity.describe():
+            return "the space, format, page size or filters differ"
+        if self.base_url != identity.base_url:
+            return f"it was written from another server ({self.base_url})"
+        if self.org_handle != identity.org_handle:
+            return f"it was written for another organization ({self.org_handle or 'none'})"
+        if self.token_fingerprint != identity.token.fingerprint(self.salt):
+            return "it was written with another API token"
+        return None
+
+
+def load(path: Path, identity: Identity) -> Checkpoint | None:
+    """The checkpoint at ``path``: ``None`` (with a warning) if it cannot be read, an
+    :class:`ExportError` if it belongs to another export."""
     try:
         state = msgspec.json.decode(path.read_bytes(), type=Checkpoint)
-    except (msgspec.DecodeError, OSError) as exc:
-        raise ExportError(f"cannot read checkpoint {path}: {exc}") from None
-    if state.identity != identity or state.version != VERSION:
+    except (msgspec.DecodeError, OSError, ValueError) as exc:
+        logger.warning("ignoring unreadable checkpoint %s (%s): starting afresh", path, exc)
+        return None
+    if state.version != VERSION:
+        logger.warning("ignoring checkpoint %s of another version: starting afresh", path)
+        return None
+    why = state.mismatch(identity)
+    if why is not None:
         raise ExportError(
-            f"checkpoint {path} belongs to a different export "
-            "(space, format, page size or filters differ); delete it or drop resume"
+            f"checkpoint {path} belongs to a different export: {why}. "
+            f"Delete it (and the partial file beside it), or export without resume"
         )
     return state
 
 
 def save(path: Path, state: Checkpoint) -> None:
+    """Replace the checkpoint with ``state``, durably (the data it counts is already on disk)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(msgspec.json.encode(state))
+    with create_private(tmp) as f:
+        f.write(msgspec.json.encode(state))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -9,14 +9,15 @@ streams it builds (``_paging``) to their consumers: an iterator, a list, or an e
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _decode, _params
+from ._checkpoint import Identity
 from ._decode import PageDecoder
 from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallback
+from ._iterate import TaskIterator, collect
 from ._limits import Gate
 from ._models import Organization, Space, Task, TasksPage
 from ._paging import Page, PullStats, ResumePoint
@@ -176,6 +177,8 @@ class UnpodClient:
         _params.check_positive("page", page)
         _params.check_positive("page_size", page_size)
         url = url_for(page, page_size)
+        # One page as the server sent it: a count that is not a count is a decode error here
+        # (a whole pull tolerates it, and pages on without one).
         return await self._requester.get(url, _decode.TASKS_PAGE_DECODER.decode, page=page)
 
     def iter_tasks(
@@ -184,20 +187,26 @@ class UnpodClient:
         *,
         page_size: int = 100,
         deadline: float | None = None,
+        strict: bool = False,
         **filters: Unpack[TaskFilterArgs],
-    ) -> AsyncGenerator[Task, None]:
+    ) -> TaskIterator[Task]:
         """Every task of a space, once each, in server order (newest first).
 
         Pages are fetched concurrently under the client's bound and handed over in order;
-        memory holds about ``2 x concurrency`` pages. Close the iterator early with
-        ``contextlib.aclosing`` to cancel what is in flight at once.
+        memory holds about ``read_ahead_bytes`` of pages. Close the iterator early with
+        ``contextlib.aclosing`` to cancel what is in flight at once. Its ``stats`` say how
+        the pull went; a pull that ends with fewer tasks than the server counted logs a
+        WARNING, or with ``strict=True`` raises :class:`IncompletePullError` at the end.
 
         >>> async with aclosing(client.iter_tasks("SPACE_TOKEN")) as tasks:
         ...     async for task in tasks:
         ...         ...
         """
-        pages = self._task_pages(space_token, page_size, deadline, TaskFilter(**filters))
-        return _tasks_of(pages)
+        stats = PullStats()
+        pages = self._task_pages(
+            space_token, page_size, deadline, TaskFilter(**filters), stats, strict
+        )
+        return TaskIterator(pages, stats, _tasks_of)
 
     async def get_all_tasks(
         self,
@@ -205,15 +214,14 @@ class UnpodClient:
         *,
         page_size: int = 100,
         deadline: float | None = None,
+        strict: bool = False,
         **filters: Unpack[TaskFilterArgs],
     ) -> list[Task]:
         """Every task of a space in one list (``iter_tasks`` streams them instead)."""
-        pages = self._task_pages(space_token, page_size, deadline, TaskFilter(**filters))
-        tasks: list[Task] = []
-        async with aclosing(pages):
-            async for page in pages:  # a page at a time: no per-task await
-                tasks.extend(page.select(page.payload.data))
-        return tasks
+        pages = self._task_pages(
+            space_token, page_size, deadline, TaskFilter(**filters), PullStats(), strict
+        )
+        return await collect(pages, _tasks_of)
 
     async def export_tasks(
         self,
@@ -225,6 +233,7 @@ class UnpodClient:
         resume: bool = False,
         progress: ProgressCallback | None = None,
         deadline: float | None = None,
+        strict: bool = False,
         **filters: Unpack[TaskFilterArgs],
     ) -> ExportStats:
         """Pull a whole space into a file: ``jsonl`` (lossless), ``csv`` or ``parquet``.
@@ -232,7 +241,10 @@ class UnpodClient:
         The file appears at ``path`` only when complete (written beside it, then renamed);
         ``path="-"`` or a binary stream streams instead. ``resume=True`` keeps a checkpoint so
         that a rerun after an interruption fetches only the missing pages. ``progress`` is
-        called with an :class:`ExportProgress` after every page.
+        called with an :class:`ExportProgress` after every page (a coroutine function is
+        awaited). An export that knows it is short says so in its stats (``missing``,
+        ``complete``) and a WARNING; with ``strict=True`` it fails instead, with
+        :class:`IncompletePullError`, and leaves the destination untouched.
 
         >>> stats = await client.export_tasks("SPACE_TOKEN", "tasks.jsonl")
         >>> stats.tasks, stats.seconds
@@ -247,7 +259,15 @@ class UnpodClient:
             page_size=page_size,
             resume=resume,
             progress=progress,
-            identity=f"{space_token}|{format}|{page_size}|{where.query()}",
+            identity=Identity(
+                space=space_token,
+                format=format,
+                page_size=page_size,
+                filters=where.query(),
+                base_url=self.base_url,
+                org_handle=self.org_handle,
+                token=self._token,
+            ),
         )
         pages = self._stream(
             url_for,
@@ -257,6 +277,7 @@ class UnpodClient:
             stats=job.stats,
             seen=job.seen,
             resume=job.resume_point,
+            strict=strict,
         )
         return await job.run(pages)
 
@@ -273,14 +294,21 @@ class UnpodClient:
         return url_for
 
     def _task_pages(
-        self, space_token: str, page_size: int, deadline: float | None, where: TaskFilter
+        self,
+        space_token: str,
+        page_size: int,
+        deadline: float | None,
+        where: TaskFilter,
+        stats: PullStats,
+        strict: bool,
     ) -> AsyncGenerator[Page[TasksPage], None]:
         return self._stream(
             self._tasks_url(space_token, where),
             _decode.decode_typed_page,
             page_size=page_size,
             deadline=deadline,
-            stats=PullStats(),
+            stats=stats,
+            strict=strict,
         )
 
     def _stream(
@@ -294,6 +322,7 @@ class UnpodClient:
         seen: SeenKeys | None = None,
         resume: ResumePoint | None = None,
         max_passes: int = 4,
+        strict: bool = False,
     ) -> AsyncGenerator[Page[P], None]:
         """Validate now (before any request), then pull lazily: the pages of a whole pull."""
         _params.check_positive("page_size", page_size)
@@ -311,11 +340,9 @@ class UnpodClient:
             max_passes=max_passes,
             seen=seen,
             resume=resume,
+            strict=strict,
         )
 
 
-async def _tasks_of(pages: AsyncGenerator[Page[TasksPage], None]) -> AsyncGenerator[Task, None]:
-    async with aclosing(pages):
-        async for page in pages:
-            for task in page.select(page.payload.data):
-                yield task
+def _tasks_of(page: TasksPage) -> Sequence[Task]:
+    return page.data

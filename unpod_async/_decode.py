@@ -110,9 +110,37 @@ def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[Any, list[Key]]:
     return page.count, keys
 
 
+class _TypedPage(msgspec.Struct, gc=False):
+    """A page as the pager reads it: the envelope's fields as whatever the server sent (a
+    nonsense ``count`` is the pager's to judge, not a reason to refuse the page)."""
+
+    count: Any = None
+    status_code: Any = None
+    message: Any = None
+    data: tuple[Task, ...] = ()
+
+
+TYPED_PAGE_DECODER = msgspec.json.Decoder(_TypedPage)
+
+
+def count_of(value: object) -> int | None:
+    """A server's ``count`` as a non-negative int, or None when missing or nonsense."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
 def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
-    page: TasksPage = TASKS_PAGE_DECODER.decode(body)
-    return Decoded(page.count, typed_keys(page.data), page, page.status_code)
+    raw: _TypedPage = TYPED_PAGE_DECODER.decode(body)
+    count = count_of(raw.count)
+    status = raw.status_code if isinstance(raw.status_code, int) else None
+    message = raw.message if isinstance(raw.message, str) else None
+    page = TasksPage(count=count or 0, status_code=status, message=message, data=raw.data)
+    return Decoded(count, typed_keys(page.data), page, raw.status_code)
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ Every error the client raises on purpose derives from :class:`UnpodError`::
     │       └── DeadlineExceededError   a whole pull took longer than its ``deadline``
     ├── ResponseDecodeError        the body is not the JSON the API promises
     │   └── ResponseTooLargeError  the body is bigger than ``max_response_bytes``
+    ├── IncompletePullError        ``strict=True``: a pull ended with fewer tasks than it knew of
     └── ExportError                an export could not write its file
 
 Invalid arguments (a bad page number, a space token that could escape its path) raise
@@ -38,6 +39,7 @@ __all__ = [
     "BusinessLogicError",
     "DeadlineExceededError",
     "ExportError",
+    "IncompletePullError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -207,6 +209,28 @@ class ResponseDecodeError(UnpodError):
 
 class ResponseTooLargeError(ResponseDecodeError):
     """The body is bigger than the client's ``max_response_bytes``."""
+
+
+class IncompletePullError(UnpodError):
+    """A ``strict=True`` pull ended knowing it is short: ``missing`` fewer distinct tasks than
+    the server's last ``count`` (after re-reading what could be re-read), or stopped early
+    (``reason``). Without ``strict`` the same pull logs a WARNING and says so in its stats.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tasks: int = 0,
+        last_count: int | None = None,
+        missing: int = 0,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.tasks = tasks
+        self.last_count = last_count
+        self.missing = missing
+        self.reason = reason
 
 
 class ExportError(UnpodError):

@@ -9,18 +9,32 @@ that stream through a format's writer (``_writers``) into a file that appears on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import io
 import logging
+import math
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from . import _checkpoint
-from ._atomic import AtomicFile, check_destination, temp_beside
+from ._atomic import (
+    AtomicFile,
+    check_destination,
+    create_private,
+    remove_stale_temps,
+    temp_beside,
+)
+from ._checkpoint import Identity
 from ._decode import PageDecoder, decode_raw_page, decode_typed_page
 from ._errors import ExportError
 from ._paging import Page, PullStats, ResumePoint
@@ -34,6 +48,7 @@ from ._writers import (
     seen_from_csv,
     seen_from_jsonl,
     spool_to_parquet,
+    whole_pages,
 )
 
 __all__ = ["FORMATS", "ExportJob", "ExportProgress", "ExportStats", "Format", "ProgressCallback"]
@@ -43,6 +58,7 @@ logger = logging.getLogger("unpod_async")
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet")
 Destination = str | os.PathLike[str] | IO[bytes]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +138,90 @@ class _Counter(io.RawIOBase):
         self._stream.flush()
 
 
+# Pages handed to the writer thread and not yet written: enough to keep it busy while the
+# event loop decodes the next ones, few enough to stay a few MB.
+_MAX_PENDING = 8
+# A resumable export makes its data durable and moves its checkpoint at most this often.
+_CHECKPOINT_EVERY = 0.5
+
+
+def _quiet(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class _Sink:
+    """Where a caller's stream gets its bytes: written inline, on the event loop."""
+
+    def __init__(self, writer: Writer, out: _Counter) -> None:
+        self._writer = writer
+        self._out = out
+
+    def write(self, page: Page[Any], tasks: int) -> None:
+        self._writer.write(page)
+
+    def finish(self) -> int:
+        self._writer.close()
+        self._out.flush()
+        return self._out.count
+
+    def abort(self) -> None:
+        pass
+
+
+class _FileSink(_Sink):
+    """Where a file gets its bytes: one worker thread writes, fsyncs, checkpoints and renames,
+    in order, off the event loop. A checkpoint is saved only after the data it counts is on
+    disk, so a crash never leaves a checkpoint that claims more than the file holds."""
+
+    def __init__(self, job: ExportJob, writer: Writer, out: IO[bytes], file: AtomicFile) -> None:
+        self._job = job
+        self._writer = writer
+        self._file_out = out
+        self._file = file
+        self._last_save = -math.inf
+        self.failed = False
+
+    def write(self, page: Page[Any], tasks: int) -> None:
+        try:
+            self._writer.write(page)
+        except BaseException:
+            self.failed = True  # what the file holds past the last checkpoint is unknown
+            raise
+        job = self._job
+        if job.checkpoint_path is None:
+            return
+        state = job.state
+        state.advance(page, job.page_size)
+        state.tasks = tasks
+        now = time.monotonic()
+        if now - self._last_save >= _CHECKPOINT_EVERY:
+            self.save_checkpoint()
+            self._last_save = now
+
+    def save_checkpoint(self) -> None:
+        job, out = self._job, self._file_out
+        assert job.checkpoint_path is not None
+        self._writer.flush()
+        out.flush()
+        os.fsync(out.fileno())
+        job.state.offset = out.tell()
+        _checkpoint.save(job.checkpoint_path, job.state)
+
+    def finish(self) -> int:
+        self._writer.close()
+        file, job = self._file, self._job
+        file.finish()
+        source = job.convert_spool(file) if job.spooled else None
+        size = file.commit(source)
+        if job.checkpoint_path is not None:
+            job.checkpoint_path.unlink(missing_ok=True)
+        return size
+
+    def abort(self) -> None:
+        self._file.abort()
+
+
 class ExportJob:
     """One export, from its checked arguments to its :class:`ExportStats`."""
 
@@ -134,19 +234,20 @@ class ExportJob:
         stream: IO[bytes] | None,
         file: AtomicFile | None,
         checkpoint: Path | None,
-        identity: str,
+        identity: Identity,
     ) -> None:
         self.format = format
         self.page_size = page_size
         self._progress = progress
         self._stream = stream
         self._file = file
-        self._checkpoint_path = checkpoint
+        self.checkpoint_path = checkpoint
         # Parquet with resume spools to JSONL (appendable) and converts at the end.
-        self._spooled = format == "parquet" and checkpoint is not None
-        self._raw = format == "jsonl" or self._spooled
+        self.spooled = format == "parquet" and checkpoint is not None
+        self._raw = format == "jsonl" or self.spooled
         self.stats = PullStats()
-        self.state = _checkpoint.Checkpoint(identity=identity)
+        self._identity = identity
+        self.state = _checkpoint.Checkpoint.new(identity)
         self.seen: SeenKeys | None = None
         self.resume_point: ResumePoint | None = None
         self.resumed_pages = 0
@@ -160,7 +261,7 @@ class ExportJob:
         page_size: int,
         resume: bool,
         progress: ProgressCallback | None,
-        identity: str,
+        identity: Identity,
     ) -> ExportJob:
         """Check everything that can be checked before a request, and read any checkpoint."""
         if format not in FORMATS:
@@ -184,6 +285,7 @@ class ExportJob:
         file = checkpoint = None
         if path is not None:
             check_destination(path)
+            remove_stale_temps(path)
             if resume:
                 stem = f".{path.name}"
                 file = AtomicFile(path, partial=path.with_name(f"{stem}.unpod-partial"))
@@ -207,17 +309,22 @@ class ExportJob:
         """The page view the writer needs: the tasks' own bytes, or typed tasks."""
         return decode_raw_page if self._raw else decode_typed_page
 
+    # --- resuming ---------------------------------------------------------------------------
+
     def _load_checkpoint(self) -> None:
-        path, file = self._checkpoint_path, self._file
+        path, file = self.checkpoint_path, self._file
         if path is None or file is None or not path.exists() or not file.partial.exists():
             return
-        state = _checkpoint.load(path, self.state.identity)
-        self.state = state
-        if not state.started:
+        state = _checkpoint.load(path, self._identity)
+        if state is None or not state.started:
+            return
+        size = file.partial.stat().st_size
+        if size < state.offset and not self._recover_short(file.partial, state, size):
             return
         with file.partial.open("r+b") as f:
-            f.truncate(state.offset)
+            f.truncate(state.offset)  # what was written after the checkpoint is redone
         rebuild = seen_from_jsonl if self._raw else seen_from_csv
+        self.state = state
         self.seen = rebuild(file.partial, state.offset)
         self.resume_point = state.resume_point()
         self.resumed_pages = state.next_page - 1
@@ -228,6 +335,35 @@ class ExportJob:
             state.tasks,
         )
 
+    def _recover_short(self, partial: Path, state: _checkpoint.Checkpoint, size: int) -> bool:
+        """The partial file is shorter than its checkpoint says (it lost data it had on disk).
+
+        Keep the whole pages it still holds when they can be told apart (JSONL from a pass
+        that had not drifted: one line a task, ``size`` tasks a page), else start afresh.
+        """
+        if self._raw and not state.dirty and not state.pass_complete and state.size > 0:
+            pages, offset = whole_pages(partial, size, state.size)
+            if pages > 0:
+                logger.warning(
+                    "partial file %s is shorter than its checkpoint (%d of %d bytes): "
+                    "resuming after the %d whole pages it holds",
+                    partial,
+                    size,
+                    state.offset,
+                    pages,
+                )
+                state.rewind(pages, offset)
+                return True
+        logger.warning(
+            "partial file %s is shorter than its checkpoint (%d of %d bytes): starting afresh",
+            partial,
+            size,
+            state.offset,
+        )
+        return False
+
+    # --- writing ----------------------------------------------------------------------------
+
     def _writer(self, out: IO[bytes]) -> Writer:
         if self._raw:
             return JsonlWriter(out)
@@ -235,85 +371,123 @@ class ExportJob:
             return CsvWriter(out, header=self.resume_point is None)
         return ParquetWriter(out)
 
-    async def run(self, pages: AsyncGenerator[Page[Any], None]) -> ExportStats:
-        """Write every page of ``pages`` and put the file in place; the export's figures."""
-        started = time.monotonic()
+    def _open(self) -> _Sink:
         file = self._file
-        counter: _Counter | None = None
-        out: IO[bytes]
         if file is None:
             assert self._stream is not None
             counter = _Counter(self._stream)
-            out = counter  # type: ignore[assignment]
-        else:
-            try:
-                out = file.open(self.state.offset if self.resume_point is not None else None)
-            except OSError as exc:
-                await pages.aclose()
-                raise ExportError(f"cannot create {file.partial}: {exc.strerror}") from None
-        ok = False
+            return _Sink(self._writer(counter), counter)  # type: ignore[arg-type]
         try:
-            writer = self._writer(out)
-            try:
-                await self._write_all(pages, writer, out, started)
-            finally:
-                await pages.aclose()
-            writer.close()
-            out.flush()
-            if file is None:
-                assert counter is not None
-                size = counter.count
-            else:
-                file.finish()
-                size = file.commit(self._convert_spool(file) if self._spooled else None)
-                if self._checkpoint_path is not None:
-                    self._checkpoint_path.unlink(missing_ok=True)
-            ok = True
+            out = file.open(self.state.offset if self.resume_point is not None else None)
         except OSError as exc:
-            where = file.dest if file is not None else "the output stream"
-            raise ExportError(f"cannot write {where}: {exc.strerror or exc}") from None
-        finally:
-            if file is not None and not ok:
-                file.abort()
+            raise ExportError(
+                f"cannot create a file in {file.dest.parent}: {exc.strerror}"
+            ) from None
+        try:
+            return _FileSink(self, self._writer(out), out, file)
+        except BaseException:
+            file.abort()
+            raise
+
+    async def run(self, pages: AsyncGenerator[Page[Any], None]) -> ExportStats:
+        """Write every page of ``pages`` and put the file in place; the export's figures."""
+        started = time.monotonic()
+        async with aclosing(pages):
+            sink = self._open()
+            threaded = isinstance(sink, _FileSink)
+            executor = (
+                ThreadPoolExecutor(1, thread_name_prefix="unpod-export") if threaded else None
+            )
+            pending: deque[tuple[asyncio.Future[None], int]] = deque()
+            ok = False
+            try:
+                await self._write_all(pages, sink, executor, pending, started)
+                size = await self._call(executor, sink.finish)
+                ok = True
+            except OSError as exc:
+                where = self._file.dest if self._file is not None else "the output stream"
+                raise ExportError(f"cannot write {where}: {exc.strerror or exc}") from None
+            finally:
+                if not ok:
+                    self._wind_down(sink, executor, pending)
+                elif executor is not None:
+                    executor.shutdown(wait=True)
         return self._result(size, time.monotonic() - started)
+
+    def _wind_down(
+        self,
+        sink: _Sink,
+        executor: ThreadPoolExecutor | None,
+        pending: deque[tuple[asyncio.Future[None], int]],
+    ) -> None:
+        """After a failure or a cancel: let the writes handed over end, keep what they wrote
+        resumable (a last checkpoint, unless a write failed), and clean up."""
+        for write, _ in pending:  # their errors, if any, are this one's consequences
+            write.add_done_callback(_quiet)
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if isinstance(sink, _FileSink) and self.checkpoint_path is not None and not sink.failed:
+            with contextlib.suppress(OSError):
+                sink.save_checkpoint()
+        sink.abort()
+
+    @staticmethod
+    def _call(
+        executor: ThreadPoolExecutor | None, fn: Callable[..., T], *args: Any
+    ) -> Awaitable[T]:
+        loop = asyncio.get_running_loop()
+        if executor is not None:
+            return loop.run_in_executor(executor, fn, *args)
+        done: asyncio.Future[T] = loop.create_future()
+        done.set_result(fn(*args))
+        return done
 
     async def _write_all(
         self,
         pages: AsyncGenerator[Page[Any], None],
-        writer: Writer,
-        out: IO[bytes],
+        sink: _Sink,
+        executor: ThreadPoolExecutor | None,
+        pending: deque[tuple[asyncio.Future[None], int]],
         started: float,
     ) -> None:
-        stats, state, checkpoint = self.stats, self.state, self._checkpoint_path
-        written = 0
-        async for page in pages:
-            writer.write(page)
+        stats = self.stats
+        written = self.resumed_pages
+        limit = _MAX_PENDING if executor is not None else 0
+
+        async def done() -> None:
+            nonlocal written
+            write, tasks = pending[0]
+            await write
+            pending.popleft()
             written += 1
-            if checkpoint is not None:
-                out.flush()
-                state.advance(page, self.page_size)
-                state.offset = out.tell()
-                state.tasks = stats.tasks
-                _checkpoint.save(checkpoint, state)
             if self._progress is not None:
-                done = written + self.resumed_pages
-                self._progress(
+                result = self._progress(
                     ExportProgress(
-                        pages_done=done,
-                        pages_planned=max(stats.planned_pages, done),
-                        tasks_written=stats.tasks,
+                        pages_done=written,
+                        pages_planned=max(stats.planned_pages, written),
+                        tasks_written=tasks,
                         expected=stats.expected,
                         retries=stats.retries,
                         elapsed=time.monotonic() - started,
                     )
                 )
+                if inspect.isawaitable(result):
+                    await result
 
-    @staticmethod
-    def _convert_spool(file: AtomicFile) -> Path:
+        async for page in pages:
+            tasks = stats.tasks
+            write = asyncio.ensure_future(self._call(executor, sink.write, page, tasks))
+            pending.append((write, tasks))
+            while len(pending) > limit:
+                await done()
+        while pending:
+            await done()
+
+    def convert_spool(self, file: AtomicFile) -> Path:
         """Turn the finished JSONL spool of a resumable Parquet export into the Parquet file."""
         final = temp_beside(file.dest)
         try:
-            with final.open("wb") as out:
+            with create_private(final) as out:
                 spool_to_parquet(file.partial, out)
                 out.flush()
                 os.fsync(out.fileno())

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Generic, TypeVar
 
-from ._decode import Decoded, Key, PageDecoder
+from ._decode import Decoded, Key, PageDecoder, count_of
+from ._errors import IncompletePullError
 from ._repair import Boundary, RepairPlan, anchors_in, head_anchor
 from ._response import DECODE_ERRORS, envelope_error
 from ._seen import SeenKeys
@@ -167,8 +168,10 @@ class Pager(Generic[P]):
         resume: ResumePoint | None = None,
         max_passes: int = 4,
         max_requests: int | None = None,
+        strict: bool = False,
     ) -> None:
         self._source = source
+        self._strict = strict
         self._page_size = page_size
         self._concurrency = concurrency
         self._budget = read_ahead_bytes
@@ -270,19 +273,28 @@ class Pager(Generic[P]):
                 yield page
 
     def _finish(self) -> None:
+        """Say whether the pull is short: a WARNING, the stats, and with ``strict`` an error."""
         stats = self.stats
         last = stats.last_count
         stats.missing = max(0, last - len(self._seen)) if last is not None else 0
         if stats.stopped is not None:
-            logger.warning("pull stopped early (%s) with %d tasks", stats.stopped, stats.tasks)
+            message = f"pull stopped early ({stats.stopped}) with {stats.tasks} tasks"
         elif stats.missing:
-            logger.warning(
-                "pull incomplete: %d distinct tasks delivered, the server last counted %d "
-                "(%d missing after re-reads)",
-                len(self._seen),
-                last,
-                stats.missing,
+            message = (
+                f"pull incomplete: {len(self._seen)} distinct tasks, but the server last "
+                f"counted {last} ({stats.missing} missing after re-reads)"
             )
+        else:
+            return
+        if self._strict:
+            raise IncompletePullError(
+                message,
+                tasks=stats.tasks,
+                last_count=last,
+                missing=stats.missing,
+                reason=stats.stopped,
+            )
+        logger.warning("%s", message)
 
     # --- pass 1 -----------------------------------------------------------------------------
 
@@ -620,11 +632,4 @@ class Pager(Generic[P]):
 
 def _count(decoded: Decoded[P]) -> int | None:
     """The server's count as a non-negative int, or None when it is missing or nonsense."""
-    value: object = decoded.count
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and value >= 0 else None
+    return count_of(decoded.count)

@@ -58,6 +58,7 @@ def stream_pages(
     resume: ResumePoint | None = None,
     max_passes: int = 4,
     max_requests: int | None = None,
+    strict: bool = False,
 ) -> AsyncGenerator[Page[P], None]:
     """The pages of a whole pull, ``url_for(page, size)`` fetched through ``requester``;
     lazy, like every generator: nothing is sent before the first page is asked for."""
@@ -87,6 +88,7 @@ def stream_pages(
             resume=resume,
             max_passes=max_passes,
             max_requests=max_requests,
+            strict=strict,
         )
         try:
             async with aclosing(pager.pages()) as pages:

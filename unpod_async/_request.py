@@ -111,7 +111,10 @@ class Requester:
             if stats is not None:
                 stats.retries += 1
             if isinstance(exc, RateLimitError):
-                gate.pause(wait)
+                # The whole client holds off for what the server asked; this request alone
+                # waits out its own (jittered, growing) backoff on top.
+                asked = exc.retry_after
+                gate.pause(wait if asked is None else min(asked, policy.max_retry_after))
 
         return await call_with_retries(
             attempt, policy, page=page, clock=loop.time, deadline=deadline, on_retry=on_retry

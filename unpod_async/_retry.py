@@ -109,8 +109,18 @@ def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
 
 
 def retry_delay(policy: RetryPolicy, retry_number: int, exc: BaseException | None) -> float:
-    """Exponential backoff with jitter, raised to what a ``Retry-After`` asked for."""
-    base = min(policy.max_retry_delay, policy.retry_delay * 2.0 ** min(retry_number - 1, 60))
+    """Exponential backoff with jitter, raised to what a ``Retry-After`` asked for.
+
+    The first retry of a failure that says nothing of load (a 5xx, a transient 206, a reset,
+    a bad body) comes soon, at a quarter of ``retry_delay``: most are one-offs, and a pull's
+    pages wait on it. From the second retry on the backoff doubles from ``retry_delay``. A
+    429 (the server asking to slow down) backs off from ``retry_delay`` at once.
+    """
+    if retry_number == 1 and not isinstance(exc, RateLimitError):
+        base = min(policy.max_retry_delay, policy.retry_delay / 4)
+    else:
+        exponent = min(max(retry_number - 2, 0), 60)
+        base = min(policy.max_retry_delay, policy.retry_delay * 2.0**exponent)
     delay = base * (0.5 + random.random() / 2)  # "equal jitter": never less than half
     asked: float | None = getattr(exc, "retry_after", None)
     if asked is not None:

@@ -55,6 +55,10 @@ class Window:
         self._budget = budget
         self._taken = start  # the next page the consumer takes
         self._held = False
+        # A page answered much smaller than the biggest seen is likely the end of the space
+        # (short or empty): launch nothing past it until the consumer asks for more.
+        self._largest = 0
+        self._stop_after: int | None = None
         self._futures: dict[int, asyncio.Future[Fetched]] = {}
         self._unanswered = 0
         self.buffered = 0  # bytes fetched and not yet taken
@@ -67,6 +71,10 @@ class Window:
         if limit > self.limit:
             self.limit = limit
             self._fill()
+
+    def _resume_past(self, number: int) -> None:
+        if self._stop_after is not None and number >= self._stop_after:
+            self._stop_after = None
 
     def hold(self) -> None:
         """Launch nothing more until :meth:`release` (the consumer is checking a page that
@@ -85,6 +93,7 @@ class Window:
             and self._unanswered < self._max_unanswered
             and self.buffered < self._budget
             and self._next - self._taken < self._max_ahead
+            and (self._stop_after is None or self._next <= self._stop_after)
         ):
             number = self._next
             self._next += 1
@@ -98,16 +107,23 @@ class Window:
         if self._closed or future.cancelled() or future.exception() is not None:
             return
         if number in self._futures:
-            self.buffered += len(future.result().body)
+            size = len(future.result().body)
+            self.buffered += size
             self.peak_buffered = max(self.peak_buffered, self.buffered)
+            small = size * 4 < self._largest
+            if small and (self._stop_after is None or number < self._stop_after):
+                self._stop_after = number
+            self._largest = max(self._largest, size)
         self._fill()
 
     async def take(self, number: int) -> Fetched:
         """Page ``number`` (the next in order), once fetched; its fetch's error if it failed."""
+        self._resume_past(number)
         if number not in self._futures:
             # Pages are launched in order and taken in order, so a page not launched yet is
             # past the limit (the bounds never hold back the smallest page not taken).
             self.extend(number)
+            self._fill()
         future = self._futures[number]
         if future.done():
             # Taken without waiting: let the event loop run once, so that a consumer going

@@ -32,6 +32,7 @@ __all__ = [
     "seen_from_csv",
     "seen_from_jsonl",
     "spool_to_parquet",
+    "whole_pages",
 ]
 
 PARQUET_ROWS = 10_000  # rows per Parquet row group: bounded memory, good compression
@@ -39,6 +40,9 @@ PARQUET_ROWS = 10_000  # rows per Parquet row group: bounded memory, good compre
 
 class Writer(Protocol):
     def write(self, page: Page[Any]) -> int: ...
+
+    def flush(self) -> None:
+        """Hand everything written so far to the file (before an fsync and a checkpoint)."""
 
     def close(self) -> None: ...
 
@@ -58,6 +62,9 @@ class JsonlWriter:
         self._out.write(b"\n".join(raws))
         self._out.write(b"\n")
         return len(raws)
+
+    def flush(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -157,6 +164,9 @@ class CsvWriter:
         self._csv.writerows([_cell(get(task)) for get in getters] for task in tasks)
         self._text.flush()
         return len(tasks)
+
+    def flush(self) -> None:
+        self._text.flush()
 
     def close(self) -> None:
         self._text.flush()
@@ -269,6 +279,9 @@ class ParquetWriter:
             self._writer.write_table(table, row_group_size=len(self._rows))
             self._rows = []
 
+    def flush(self) -> None:
+        pass  # a resumable Parquet export spools to JSONL: only whole files are Parquet
+
     def close(self) -> None:
         self._flush()
         self._writer.close()
@@ -295,6 +308,19 @@ def line_batches(path: Path, limit: int | None = None) -> Iterator[bytes]:
                 batch = []
         if batch:
             yield b"[" + b",".join(batch) + b"]"
+
+
+def whole_pages(path: Path, size: int, page_size: int) -> tuple[int, int]:
+    """How many whole pages of ``page_size`` lines the first ``size`` bytes of a JSONL file
+    hold, and the byte offset where they end."""
+    with path.open("rb") as f:
+        data = f.read(size)
+    lines = data.count(b"\n")
+    pages = lines // page_size
+    offset = 0
+    for _ in range(pages * page_size):
+        offset = data.index(b"\n", offset) + 1
+    return pages, offset
 
 
 def seen_from_jsonl(path: Path, offset: int) -> SeenKeys:
