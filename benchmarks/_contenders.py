@@ -319,10 +319,12 @@ async def run_iter_tasks(t: Target, touch: Touch) -> Outcome:
     ):
         async for task in tasks:
             touch(task.task_id or "")
-    return Outcome(None)
+    stats = getattr(tasks, "stats", None)  # a TaskIterator's running figures
+    info = {name: getattr(stats, name) for name in STATS_FIELDS if hasattr(stats, name)}
+    return Outcome(None, info)
 
 
-EXPORT_FIELDS = (
+STATS_FIELDS = (
     "tasks",
     "pages",
     "requests",
@@ -342,7 +344,7 @@ async def run_export_jsonl(t: Target, touch: Touch) -> Outcome:
     path = t.workdir / f"{t.space}.jsonl"
     async with _client(t) as client:
         stats = await client.export_tasks(t.space, path, format="jsonl", page_size=t.page_size)
-    info = {name: getattr(stats, name) for name in EXPORT_FIELDS if hasattr(stats, name)}
+    info = {name: getattr(stats, name) for name in STATS_FIELDS if hasattr(stats, name)}
     return _file_outcome(path, info)
 
 
