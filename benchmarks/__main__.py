@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--memory-sizes", help="comma-separated task counts for memory (default 10k,100k,500k)"
     )
     parser.add_argument("--output", type=Path, help="directory for RESULTS.md and results.png")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RUN_JSON",
+        help="measure nothing: write RESULTS.md and results.png again from a run's run.json",
+    )
     args = parser.parse_args(argv)
     args.scenarios = _names(args.scenarios, SCENARIOS, "scenarios", parser) or list(SCENARIOS)
     args.contenders = _names(args.contenders, tuple(CONTENDERS), "contenders", parser)
@@ -57,8 +63,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _write(report: Report, output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    text = report.markdown()
+    (output / "RESULTS.md").write_text(text, encoding="utf-8")
+    report.chart(output / "results.png")
+    print(text)
+    print(f"wrote {output / 'RESULTS.md'} and {output / 'results.png'}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        report = Report.load(args.render.read_text(encoding="utf-8"))
+        _write(report, args.output or args.render.parent)
+        return 0
     started = time.perf_counter()
     plan = make_plan(args.quick, args.scenarios, args.contenders)
     if args.memory_sizes:
@@ -80,12 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     output: Path = args.output or (
         Path(tempfile.mkdtemp(prefix="unpod-bench-")) if args.quick else HERE
     )
-    output.mkdir(parents=True, exist_ok=True)
-    text = report.markdown()
-    (output / "RESULTS.md").write_text(text, encoding="utf-8")
-    report.chart(output / "results.png")
-    print(text)
-    print(f"wrote {output / 'RESULTS.md'} and {output / 'results.png'}", file=sys.stderr)
+    _write(report, output)
+    # Every measurement, to render the report again without measuring (--render).
+    raw = (output if args.quick or args.output else HERE / "out") / "run.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(report.dump(), encoding="utf-8")
     failed = [r for runs in report.runs.values() for r in runs if not r.verified]
     failed_live_bare = [r for r in failed if r.cell.startswith("live/bare_stream")]
     memory_bad = [r for r in (report.memory.rows if report.memory else []) if not r["verified"]]

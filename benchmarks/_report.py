@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
+import json
 import os
 import platform
 import statistics
@@ -17,6 +19,7 @@ from typing import Any
 from ._contenders import CONTENDERS
 from ._pages import generator_name
 from ._scenarios import CONCURRENCY, RETRY_DELAY, Cell, DecodeResult, MemoryResult, Plan, Run
+from ._server import ServerConfig
 
 __all__ = ["Ratio", "Report", "machine_facts"]
 
@@ -145,6 +148,38 @@ class Report:
     wall_seconds: float = 0.0
     facts: dict[str, str] = field(default_factory=machine_facts)
 
+    # --- saved and loaded ---------------------------------------------------------------
+
+    def dump(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
+    @classmethod
+    def load(cls, text: str) -> Report:
+        doc = json.loads(text)
+        plan = doc["plan"]
+        report = cls(
+            argv=doc["argv"],
+            rounds=doc["rounds"],
+            plan=Plan(
+                servers={k: ServerConfig(**v) for k, v in plan["servers"].items()},
+                cells=[Cell(**c) for c in plan["cells"]],
+                memory_sizes=plan["memory_sizes"],
+                memory_modes=plan["memory_modes"],
+            ),
+            quick=doc["quick"],
+            runs={k: [Run(**r) for r in v] for k, v in doc["runs"].items()},
+            memory=MemoryResult(**doc["memory"]) if doc["memory"] else None,
+            decode=None,
+            wall_seconds=doc["wall_seconds"],
+            facts=doc["facts"],
+        )
+        if doc["decode"]:
+            dec = doc["decode"]
+            report.decode = DecodeResult(
+                dec["page_bytes"], dec["tasks"], [tuple(r) for r in dec["rows"]]
+            )
+        return report
+
     # --- the numbers ---------------------------------------------------------------------
 
     def cell(self, key: str) -> Cell | None:
@@ -179,6 +214,17 @@ class Report:
             "CPU-bound: export_jsonl speed / bare_writer",
             self.speed("cpu/export_jsonl", "cpu/bare_writer"),
             ">= 1.0",
+        )
+        cpu = self.paired  # the same pairs by the client's CPU seconds: robust to contention
+        add(
+            "CPU-bound: iter_tasks / bare_stream by client CPU time (bare CPU / ours)",
+            cpu("cpu/iter_tasks", "cpu/bare_stream", lambda x, y: y.client_cpu / x.client_cpu),
+            note="informative: less sensitive to other jobs than wall time",
+        )
+        add(
+            "CPU-bound: export_jsonl / bare_writer by client CPU time (bare CPU / ours)",
+            cpu("cpu/export_jsonl", "cpu/bare_writer", lambda x, y: y.client_cpu / x.client_cpu),
+            note="informative: less sensitive to other jobs than wall time",
         )
         for name in ("iter_tasks", "bare_stream", "export_jsonl", "bare_writer", "orjson"):
             add(
@@ -305,7 +351,34 @@ class Report:
         out += self._live_section()
         out += self._memory_section()
         out += self._decode_section()
+        out += self._profiles_section()
         return "\n".join(out) + "\n"
+
+    def _profiles_section(self, top: int = 8) -> list[str]:
+        """The head of each py-spy summary in benchmarks/profiles (profile_hot_path.py)."""
+        files = sorted((Path(__file__).resolve().parent / "profiles").glob("*.txt"))
+        if not files or self.quick:
+            return []
+        out = [
+            "## Profiles (py-spy, CPU-bound)",
+            "",
+            "`python -m benchmarks.profile_hot_path`, run separately from the timed rounds; the "
+            "whole summaries (inclusive times, modules, the export's writer thread) are in "
+            "[profiles/](profiles/). Top self-time frames of the event-loop thread:",
+            "",
+        ]
+        for path in files:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            head = lines[0].removeprefix("# ") if lines else path.stem
+            body = [x for x in lines if x.strip().endswith(")") and "%" in x][:top]
+            worker = next((x for x in lines if x.startswith("## worker thread")), None)
+            out += [f"**{head}**", "", "```", *body, "```", ""]
+            if worker:
+                out += [
+                    worker.removeprefix("## ").replace("; its self time, in % of the pull", "."),
+                    "",
+                ]
+        return out
 
     def _method(self) -> list[str]:
         servers = self.plan.servers

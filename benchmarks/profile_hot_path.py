@@ -4,7 +4,8 @@ Each contender pulls a static space (no added latency, pages of 100 tasks) in a 
 ``benchmarks._child`` process recorded by ``py-spy record`` (sampling, idle included, frames
 by function); the raw collapsed stacks go to ``benchmarks/out/profiles/`` and a short text
 summary of the top frames to ``benchmarks/profiles/<contender>.txt``. Percentages are of the
-samples taken inside the event loop (the pull itself: imports and start-up are left out).
+event-loop thread's samples during the pull (imports and start-up are left out); a worker
+thread's busy samples (the export's writer) are listed apart, in % of the same duration.
 msgspec's decoders are C: their time is the self time of the Python frame that calls them
 (``decode_typed_page``, ``decode_raw_page``, ``raw_keys``, ``each``).
 
@@ -31,6 +32,7 @@ from benchmarks._server import PageServer, ServerConfig
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LOOP = "BaseEventLoop.run_forever"
+WORKER = "_worker (concurrent/futures/thread.py"
 IDLE = ("select (selectors.py", "EpollSelector.select", "KqueueSelector.select")
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
@@ -53,20 +55,7 @@ def _package(frame: str) -> str:
     return path.split("/", 1)[0].removesuffix(".py") if "/" in path else path
 
 
-def summarise(raw: Path, title: str, top: int = 25) -> str:
-    samples: list[tuple[list[str], int]] = []
-    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        frames = _frames(stack)
-        names = [_name(f) for f in frames]
-        if any(n.startswith(LOOP) for n in names):
-            samples.append(
-                (names[next(i for i, n in enumerate(names) if n.startswith(LOOP)) :], int(count))
-            )
-    total = sum(c for _, c in samples) or 1
-    idle = sum(c for names, c in samples if any(names[-1].startswith(p) for p in IDLE))
+def _counters(samples: list[tuple[list[str], int]]) -> tuple[Counter[str], ...]:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     packages: Counter[str] = Counter()
@@ -75,24 +64,55 @@ def summarise(raw: Path, title: str, top: int = 25) -> str:
         packages[_package(names[-1])] += count
         for name in set(names[1:]):
             inclusive[name] += count
+    return own, inclusive, packages
+
+
+def summarise(raw: Path, title: str, top: int = 25) -> str:
+    loop: list[tuple[list[str], int]] = []
+    worker: list[tuple[list[str], int]] = []
+    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        names = [_name(f) for f in _frames(stack)]
+        at = next((i for i, n in enumerate(names) if n.startswith(LOOP)), None)
+        if at is not None:
+            loop.append((names[at:], int(count)))
+            continue
+        at = next((i for i, n in enumerate(names) if n.startswith(WORKER)), None)
+        if at is not None and len(names) > at + 1:  # busy: not blocked waiting for work
+            worker.append((names[at:], int(count)))
+    total = sum(c for _, c in loop) or 1
+    idle = sum(c for names, c in loop if any(names[-1].startswith(p) for p in IDLE))
+    own, inclusive, packages = _counters(loop)
     lines = [
         f"# {title}",
         "",
-        f"{total} samples inside the event loop; {100 * idle / total:.1f}% idle (waiting in "
-        "the selector for the server).",
+        f"{total} samples of the event-loop thread during the pull (= 100%); "
+        f"{100 * idle / total:.1f}% of them idle (waiting in the selector for the server).",
         "",
-        "## self time (the frame on top of the stack; C calls count to their caller)",
+        "## event loop: self time (the frame on top of the stack; C calls count to their caller)",
         "",
     ]
     lines += [f"{100 * c / total:6.1f}%  {name}" for name, c in own.most_common(top)]
-    lines += ["", "## self time by module", ""]
+    lines += ["", "## event loop: self time by module", ""]
     lines += [f"{100 * c / total:6.1f}%  {name}" for name, c in packages.most_common(15)]
-    lines += ["", "## inclusive time (the frame anywhere on the stack)", ""]
+    lines += ["", "## event loop: inclusive time (the frame anywhere on the stack)", ""]
     lines += [
         f"{100 * c / total:6.1f}%  {name}"
         for name, c in inclusive.most_common(3 * top)
         if not name.startswith(("BaseEventLoop.", "Handle._run", "_run_once"))
     ][: 2 * top]
+    if worker:
+        busy = sum(c for _, c in worker)
+        w_own, _, _ = _counters(worker)
+        lines += [
+            "",
+            f"## worker thread (off the loop): busy {busy} samples = {100 * busy / total:.1f}% "
+            "of the pull's duration; its self time, in % of the pull",
+            "",
+        ]
+        lines += [f"{100 * c / total:6.1f}%  {name}" for name, c in w_own.most_common(12)]
     return "\n".join(lines) + "\n"
 
 
@@ -133,8 +153,15 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             line = [x for x in proc.stdout.splitlines() if x.startswith("{")][-1]
             result = json.loads(line)  # py-spy prints its own lines around the child's
+            head = subprocess.run(
+                ["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
             title = (
-                f"{name}: {args.tasks:,} tasks, pages of 100, no added latency, concurrency 16, "
+                f"{name} at {head or 'unknown commit'}: {args.tasks:,} tasks, pages of 100, "
+                "no added latency, concurrency 16, "
                 f"py-spy at {args.rate} Hz; {result['seconds']:.2f} s under the profiler, "
                 f"{args.tasks / result['seconds']:,.0f} tasks/s, verified "
                 f"{result.get('tasks') == args.tasks}"
