@@ -603,3 +603,22 @@ async def test_simulate_serves_until_stopped(stop: signal.Signals) -> None:
         _, stopped = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 0
     assert stopped == b"simulator stopped\n"
+
+
+async def test_an_export_that_knows_it_is_short_exits_3_and_says_why(tmp_path: Path) -> None:
+    # The simulator overstates its count by 70: the export finishes, short, and says so.
+    async with serve(tasks=430, count_offset=70) as sim:
+        out = tmp_path / "t.jsonl"
+        code, _, err = await run(
+            "tasks", "export", sim.space_token, "-o", str(out), env=_sim_env(sim)
+        )
+        assert code == 3, err
+        assert "incomplete: 70 fewer tasks than the server's count of 500" in err
+        assert out.read_bytes().count(b"\n") == 430
+        strict = tmp_path / "strict.jsonl"
+        code, _, err = await run(
+            "tasks", "export", sim.space_token, "-o", str(strict), "--strict", env=_sim_env(sim)
+        )
+        assert code == 1, err
+        assert "incomplete" in err
+        assert not strict.exists()

@@ -332,6 +332,7 @@ class UnpodClient:
             self._requester,
             url_for,
             decode,
+            _decode.combiner_of(decode),
             page_size=page_size,
             concurrency=self.concurrency,
             read_ahead_bytes=self.read_ahead_bytes,

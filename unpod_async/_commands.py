@@ -1,7 +1,8 @@
 """The commands of ``unpod-async``: each calls the library and prints what it did.
 
 Exit codes: 0 done; 1 the API, the network or the output failed (any ``UnpodError``); 2 the
-command line was wrong (bad arguments, no token); 130 interrupted (Ctrl-C).
+command line was wrong (bad arguments, no token); 3 finished, but incomplete (tasks missing
+or skipped, said on stderr); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ DEMO_NAME = "unpod-demo-export"
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3  # finished, but knows it is short: tasks missing or skipped
 EXIT_INTERRUPTED = 130
 
 
@@ -129,6 +131,26 @@ def summary_line(stats: ExportStats) -> str:
     return line
 
 
+def shortfall_lines(stats: ExportStats) -> list[str]:
+    """What an incomplete export lacks, a line each (none when it is complete)."""
+    lines = []
+    if stats.skipped:
+        shown = ", ".join(map(str, stats.skipped[:10]))
+        more = f" and {len(stats.skipped) - 10} more" if len(stats.skipped) > 10 else ""
+        lines.append(
+            f"incomplete: skipped {_plural(len(stats.skipped), 'task')} the server fails to "
+            f"serve (positions {shown}{more}); rerun with --strict to fail instead"
+        )
+    if stats.stopped:
+        lines.append(f"incomplete: stopped early ({stats.stopped})")
+    elif stats.missing:
+        lines.append(
+            f"incomplete: {stats.missing:,} fewer tasks than the server's count of "
+            f"{stats.last_count:,} after re-reading"
+        )
+    return lines
+
+
 # --- commands -----------------------------------------------------------------------------
 
 
@@ -148,10 +170,14 @@ async def run_export(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 deadline=args.deadline,
                 progress=display.update,
+                strict=args.strict,
                 **filters,
             )
     err(summary_line(stats))
-    return EXIT_OK
+    short = shortfall_lines(stats)
+    for line in short:
+        err(line)
+    return EXIT_INCOMPLETE if short else EXIT_OK
 
 
 async def run_get(args: argparse.Namespace) -> int:

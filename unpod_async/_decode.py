@@ -43,6 +43,7 @@ class Decoded(Generic[P]):
     payload: P
     status_code: object = None
     seq: int = 0  # the order in which its answer arrived (set by the pager)
+    skipped: int = 0  # positions of the page that could not be read (see the pager)
 
     @property
     def size(self) -> int:
@@ -50,6 +51,7 @@ class Decoded(Generic[P]):
 
 
 PageDecoder = Callable[[bytes], Decoded[P]]
+PageCombiner = Callable[[Sequence[Decoded[P]]], Decoded[P]]
 
 
 class TaskKey(msgspec.Struct, gc=False):
@@ -143,6 +145,15 @@ def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
     return Decoded(count, typed_keys(page.data), page, raw.status_code)
 
 
+def combine_typed_pages(parts: Sequence[Decoded[TasksPage]]) -> Decoded[TasksPage]:
+    """One page made of consecutive parts (a page read in pieces around a poisoned task)."""
+    data = tuple(task for part in parts for task in part.payload.data)
+    count = parts[-1].count
+    page = TasksPage(count=count or 0, data=data)
+    keys = [key for part in parts for key in part.keys]
+    return Decoded(count, keys, page, None, parts[-1].seq)
+
+
 @dataclass(slots=True)
 class RawTasks:
     """A page's tasks as the server's own bytes; ``multiline`` if any contains a line break."""
@@ -165,8 +176,21 @@ def check_utf8(body: bytes) -> None:
         body.translate(None, _ASCII).decode("utf-8")
 
 
+def combine_raw_pages(parts: Sequence[Decoded[RawTasks]]) -> Decoded[RawTasks]:
+    """One page made of consecutive parts (a page read in pieces around a poisoned task)."""
+    data = [raw for part in parts for raw in part.payload.data]
+    multiline = any(part.payload.multiline for part in parts)
+    keys = [key for part in parts for key in part.keys]
+    return Decoded(parts[-1].count, keys, RawTasks(data, multiline), None, parts[-1].seq)
+
+
 def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
     page: RawPage = RAW_PAGE_DECODER.decode(body)
     check_utf8(body)
     count, keys = raw_keys(body, page.data)
     return Decoded(count, keys, RawTasks(page.data, b"\n" in body), page.status_code)
+
+
+def combiner_of(decode: PageDecoder[Any]) -> PageCombiner[Any]:
+    """How pieces of a page decoded with ``decode`` join into one page."""
+    return combine_raw_pages if decode is decode_raw_page else combine_typed_pages

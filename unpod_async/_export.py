@@ -82,7 +82,8 @@ class ExportStats:
     ``repairs`` the re-reads around a boundary where the space's changes could have hidden a
     task, and ``recovered`` the tasks they (or a re-read pass) found; ``arrivals`` the tasks
     that arrived during the export, read from the head; ``missing`` how many fewer tasks than
-    ``last_count`` the file holds (0 when ``complete``).
+    ``last_count`` the file holds (0 when ``complete``); ``skipped`` the positions of tasks the
+    server fails every read of (see :attr:`PullStats.skipped`).
     """
 
     tasks: int
@@ -104,11 +105,12 @@ class ExportStats:
     last_count: int | None = None
     missing: int = 0
     stopped: str | None = None
+    skipped: tuple[int, ...] = ()
 
     @property
     def complete(self) -> bool:
-        """Whether the file holds at least as many tasks as the server last counted."""
-        return self.missing == 0 and self.stopped is None
+        """Whether the file holds every task the server last counted."""
+        return self.missing == 0 and self.stopped is None and not self.skipped
 
     @property
     def tasks_per_second(self) -> float:
@@ -519,6 +521,7 @@ class ExportJob:
             last_count=stats.last_count,
             missing=stats.missing,
             stopped=stats.stopped,
+            skipped=tuple(stats.skipped),
         )
         logger.info(
             "exported %d tasks (%d expected) in %.2fs: %d pages, %d retries, %d duplicates dropped",

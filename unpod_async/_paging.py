@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Generic, TypeVar
 
-from ._decode import Decoded, Key, PageDecoder, count_of
-from ._errors import IncompletePullError
+from ._decode import Decoded, Key, PageCombiner, PageDecoder, count_of
+from ._errors import BusinessLogicError, IncompletePullError
 from ._repair import Boundary, RepairPlan, anchors_in, head_anchor
 from ._response import DECODE_ERRORS, envelope_error
 from ._seen import SeenKeys
@@ -80,11 +80,12 @@ class PullStats:
     last_count: int | None = None
     missing: int = 0
     stopped: str | None = None  # why the pull stopped early, if it did
+    skipped: list[int] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        """Whether the pull delivered at least as many tasks as the server last counted."""
-        return self.missing == 0 and self.stopped is None
+        """Whether the pull delivered every task the server last counted."""
+        return self.missing == 0 and self.stopped is None and not self.skipped
 
 
 @dataclass(slots=True)
@@ -137,11 +138,13 @@ class ResumePoint:
 class Source(Generic[P]):
     """Where pages come from: ``body(page, size)`` fetches the bytes (retried; only a small
     body's envelope is checked), ``decoded(page, size)`` fetches and decodes in the retry
-    loop, and ``decode`` turns bytes into the consumer's view."""
+    loop, ``decode`` turns bytes into the consumer's view, and ``combine`` joins consecutive
+    pieces of a page into one (a page read in pieces around a task it cannot serve)."""
 
     body: Callable[[int, int], Awaitable[bytes]]
-    decoded: Callable[[int, int], Awaitable[Decoded[P]]]
+    decoded: Callable[..., Awaitable[Decoded[P]]]  # (page, size, retries=None)
     decode: PageDecoder[P]
+    combine: PageCombiner[P]
 
 
 def ceil_div(count: int, size: int) -> int:
@@ -309,7 +312,7 @@ class Pager(Generic[P]):
         stats.planned_pages = max(1, ceil_div(count or 0, self._size))
         self._head_keys = tuple(first.keys[:ANCHOR_KEYS])
         yield page
-        if first.size < self._size:
+        if first.size + first.skipped < self._size:
             return  # empty, or fewer than asked and no more exist: the whole space
         async with aclosing(self._fan_out(2, count, previous=page)) as pages:
             async for later in pages:
@@ -320,16 +323,17 @@ class Pager(Generic[P]):
         there are tasks is read again. A short one tells the page size the server caps to
         (planning with it is right either way: smaller pages still tile the space)."""
         size = self._page_size
-        first = await self._request_decoded(1, size)
+        first = await self._read_or_isolate(1, size)
         count = first.count
         if first.size == 0 and count:
             again = await self._reread(1, size)
             if again.size > first.size:
                 first = again
             count = first.count
-        if 0 < first.size < size and count is not None and count > first.size:
-            self._size = first.size
-            logger.info("server served %d tasks per page (asked for %d)", first.size, size)
+        served = first.size + first.skipped
+        if 0 < served < size and count is not None and count > served:
+            self._size = served
+            logger.info("server served %d tasks per page (asked for %d)", served, size)
         first.count = count
         return first
 
@@ -354,8 +358,12 @@ class Pager(Generic[P]):
         number = start
         try:
             while True:
-                fetched = await window.take(number)
-                decoded = await self._decode(fetched)
+                try:
+                    fetched = await window.take(number)
+                except BusinessLogicError as exc:
+                    decoded = await self._isolate(number, size, exc)
+                else:
+                    decoded = await self._decode(fetched)
                 if decoded.count is not None:
                     latest = decoded.count
                     stats.last_count = latest
@@ -374,7 +382,7 @@ class Pager(Generic[P]):
                 yield page
                 previous = page
                 past_plan = number >= self._planned_last(latest, start)
-                if page.size < size or (past_plan and page.n_new == 0):
+                if page.size + decoded.skipped < size or (past_plan and page.n_new == 0):
                     return  # a short page, an empty one, or nothing new past the count
                 number += 1
                 if number > window.limit:
@@ -386,6 +394,68 @@ class Pager(Generic[P]):
                         probe = min(2 * probe, 2 * self._concurrency)
         finally:
             await window.aclose()
+
+    async def _read_or_isolate(self, number: int, size: int) -> Decoded[P]:
+        try:
+            return await self._request_decoded(number, size)
+        except BusinessLogicError as exc:
+            return await self._isolate(number, size, exc)
+
+    async def _isolate(self, number: int, size: int, error: BusinessLogicError) -> Decoded[P]:
+        """A page that fails ("Tasks Fetch Failed") after its retries, while others work.
+
+        One stored task the server cannot serve makes every page holding it fail, every
+        time. Read the page's positions again in smaller pieces (a piece of ``length`` at
+        ``start`` is page ``start // length + 1`` of that size), level by level down to single
+        positions: skip only the positions that still fail, keep every task that can be read.
+        When every piece of a level fails, and there are three or more, the server is failing
+        (not one task): the page's own error is raised.
+        """
+        if self._strict or not error.transient:
+            raise error
+        logger.info("page %d fails after its retries (%s): reading it in pieces", number, error)
+        parts: dict[int, Decoded[P]] = {}
+        failing = [(number - 1) * size]
+        length = size
+        while failing and length > 1:
+            whole, length = length, length // _smallest_factor(length)
+            # A piece that fails is split at once (it fails for the page's reason); a single
+            # position gets the full retries before it is skipped: never drop a readable task
+            # for a passing fault.
+            retries = None if length == 1 else 0
+            pieces = [f + i * length for f in failing for i in range(whole // length)]
+            failing, ok = [], 0
+            for start in pieces:
+                try:
+                    self._count_request()
+                    part = await self._source.decoded(start // length + 1, length, retries)
+                except BusinessLogicError as exc:
+                    if not exc.transient:
+                        raise
+                    failing.append(start)
+                    continue
+                ok += 1
+                part.count = _count(part)
+                parts[start] = part
+            if ok == 0 and len(failing) >= 3:
+                raise error  # everything fails: the server, not one task
+        skipped = failing if length == 1 else []
+        for position in skipped:
+            logger.warning(
+                "skipped the task at position %d (page %d of %d): the server fails every "
+                "read that includes it (%s)",
+                position,
+                number,
+                size,
+                error.message,
+            )
+        self.stats.skipped.extend(skipped)
+        if not parts:
+            raise error  # nothing of the page could be read
+        page = self._source.combine([parts[start] for start in sorted(parts)])
+        page.count = _count(page)
+        page.skipped = len(skipped)
+        return page
 
     def _planned_last(self, count: int | None, start: int) -> int:
         """The last page of a pass that ``count`` implies, plus the one that confirms a full
@@ -400,9 +470,10 @@ class Pager(Generic[P]):
 
     def _suspicious(self, number: int, decoded: Decoded[P], count: int | None) -> bool:
         """A page shorter than its count says it should be: a symptom, not the end."""
-        if count is None or decoded.size >= self._size:
+        served = decoded.size + decoded.skipped
+        if count is None or served >= self._size:
             return False
-        return count > (number - 1) * self._size + decoded.size
+        return count > (number - 1) * self._size + served
 
     # --- boundaries and repairs -------------------------------------------------------------
 
@@ -628,6 +699,16 @@ class Pager(Generic[P]):
         decoded.seq = fetched.seq
         decoded.count = _count(decoded)
         return decoded
+
+
+def _smallest_factor(n: int) -> int:
+    """The smallest prime factor of ``n`` (>= 2): how many pieces a failing range splits into."""
+    factor = 2
+    while factor * factor <= n:
+        if n % factor == 0:
+            return factor
+        factor += 1
+    return n
 
 
 def _count(decoded: Decoded[P]) -> int | None:

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import msgspec
 
-from ._decode import Decoded, PageDecoder
+from ._decode import Decoded, PageCombiner, PageDecoder
 from ._errors import DeadlineExceededError
 from ._paging import Page, Pager, PullStats, ResumePoint, Source
 from ._request import Requester
@@ -48,6 +48,7 @@ def stream_pages(
     requester: Requester,
     url_for: Callable[[int, int], str],
     decode: PageDecoder[P],
+    combine: PageCombiner[P],
     *,
     page_size: int,
     concurrency: int,
@@ -73,13 +74,18 @@ def stream_pages(
             )
             return checked.body
 
-        async def decoded(number: int, size: int) -> Decoded[P]:
+        async def decoded(number: int, size: int, retries: int | None = None) -> Decoded[P]:
             return await requester.get(
-                url_for(number, size), decode, page=number, stats=stats, deadline=until
+                url_for(number, size),
+                decode,
+                page=number,
+                stats=stats,
+                deadline=until,
+                max_retries=retries,
             )
 
         pager = Pager(
-            Source(body, decoded, decode),
+            Source(body, decoded, decode, combine),
             page_size=page_size,
             concurrency=concurrency,
             read_ahead_bytes=read_ahead_bytes,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from ._errors import DeadlineExceededError, RateLimitError
@@ -63,14 +64,17 @@ class Requester:
         page: int | None = None,
         stats: RetryCounter | None = None,
         deadline: float | None = None,
+        max_retries: int | None = None,
     ) -> T:
         """GET ``url`` with retries; ``decode`` turns a successful body into the result.
 
         ``deadline`` is a loop time: waiting for a slot, a 429 pause or a backoff counts
-        against it too.
+        against it too. ``max_retries`` overrides the policy's for this request.
         """
         loop = asyncio.get_running_loop()
         gate, transport, policy = self.gate, self.transport, self.policy
+        if max_retries is not None and max_retries < policy.max_retries:
+            policy = replace(policy, max_retries=max_retries)
         attempts = 0
 
         async def attempt() -> T:

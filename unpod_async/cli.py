@@ -1,7 +1,8 @@
 """The ``unpod-async`` command: parsing and printing only; the work is in the library.
 
 Exit codes: 0 done; 1 the API, the network or the output failed (any ``UnpodError``); 2 the
-command line was wrong (bad arguments, no token); 130 interrupted (Ctrl-C).
+command line was wrong (bad arguments, no token); 3 finished, but incomplete (tasks missing
+or skipped, said on stderr); 130 interrupted (Ctrl-C).
 
 The API token is never printed: it is not an argparse default (so ``--help`` cannot show it),
 and every error or log line is scrubbed of it before it reaches the terminal.
@@ -283,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="checkpoint as it goes, keep a partial file on failure, continue from a checkpoint",
+    )
+    export.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1, no file) rather than finish short (exit 3) when tasks are "
+        "missing or the server fails to serve some of them",
     )
     export.add_argument(
         "--deadline", type=_positive_float, metavar="SECONDS", help="give up after this long"

@@ -1,0 +1,100 @@
+"""One stored task the server cannot serve poisons every page that holds it.
+
+The real backend answers 206 "Tasks Fetch Failed" for every page holding a task that fails
+its response model, every time, while the other pages work. A pull reads such a page again in
+smaller pieces, skips only the positions that still fail, reports them, and keeps every task
+it can read; with ``strict=True`` it fails instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from unpod_async import BusinessLogicError, UnpodClient
+
+from .helpers import SPACE, TOKEN, tasks_server
+
+
+class Poisoned:
+    def __init__(self, n: int, bad: set[int]) -> None:
+        self.tasks = [{"task_id": f"T{i:05d}", "status": "completed"} for i in range(n)]
+        self.bad = bad
+        self.requests: list[tuple[int, int]] = []
+
+    async def handler(self, request: web.Request) -> web.Response:
+        page, size = int(request.query["page"]), int(request.query["page_size"])
+        self.requests.append((page, size))
+        start = (page - 1) * size
+        if any(start <= i < start + size for i in self.bad):
+            body: dict[str, Any] = {
+                "status_code": 206,
+                "message": "Tasks Fetch Failed",
+                "data": {"errors": "1 validation error for TaskResponse"},
+                "errors": "1 validation error for TaskResponse",
+            }
+            return web.Response(status=206, text=json.dumps(body), content_type="application/json")
+        body = {
+            "count": len(self.tasks),
+            "status_code": 200,
+            "data": self.tasks[start : start + size],
+        }
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    def readable(self) -> list[str]:
+        return [t["task_id"] for i, t in enumerate(self.tasks) if i not in self.bad]
+
+
+def client(url: str, **kwargs: Any) -> UnpodClient:
+    return UnpodClient(TOKEN, base_url=url, concurrency=4, retry_delay=0.001, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [{234}, {234, 777}, {0}, {999}, {500, 501}], ids=str)
+async def test_only_the_poisoned_positions_are_skipped(
+    bad: set[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    space = Poisoned(1000, bad)
+    caplog.set_level(logging.WARNING, logger="unpod_async")
+    async with tasks_server(space.handler) as url, client(url) as c:
+        tasks = c.iter_tasks(SPACE, page_size=100)
+        got = [t.task_id async for t in tasks]
+    assert got == space.readable()  # every readable task, once, in order
+    assert tasks.stats.skipped == sorted(bad)
+    assert not tasks.stats.complete
+    warned = [r.getMessage() for r in caplog.records if "skipped the task" in r.getMessage()]
+    assert len(warned) == len(bad)
+    assert all("Tasks Fetch Failed" in w for w in warned)
+    # 100 = 2 x 2 x 5 x 5: a bad page costs its 6 attempts, then pieces of 50, 25, 5 and 1
+    # (one attempt each, but 6 for the single bad position before it is skipped).
+    assert len(space.requests) <= 11 + len(bad) * (6 + 2 + 2 + 5 + 4 + 6)
+
+
+async def test_an_export_keeps_every_readable_task_and_says_what_it_skipped() -> None:
+    space = Poisoned(1000, {321})
+    out = io.BytesIO()
+    async with tasks_server(space.handler) as url, client(url) as c:
+        stats = await c.export_tasks(SPACE, out, page_size=100)
+    lines = [json.loads(line)["task_id"] for line in out.getvalue().splitlines()]
+    assert lines == space.readable()
+    assert stats.skipped == (321,)
+    assert stats.missing == 1
+    assert not stats.complete
+
+
+async def test_strict_fails_on_a_poisoned_page() -> None:
+    space = Poisoned(1000, {321})
+    async with tasks_server(space.handler) as url, client(url, max_retries=1) as c:
+        with pytest.raises(BusinessLogicError, match="Tasks Fetch Failed"):
+            await c.get_all_tasks(SPACE, page_size=100, strict=True)
+
+
+async def test_a_space_whose_every_task_fails_is_an_error_not_an_empty_pull() -> None:
+    space = Poisoned(50, set(range(50)))
+    async with tasks_server(space.handler) as url, client(url, max_retries=1) as c:
+        with pytest.raises(BusinessLogicError):
+            await c.get_all_tasks(SPACE, page_size=10)
