@@ -1,18 +1,19 @@
 """Profile CPU-bound pulls with py-spy and summarise where the time goes.
 
-Each contender pulls a static space (no added latency, pages of 100 tasks) in a fresh
-``benchmarks._child`` process recorded by ``py-spy record`` (sampling, idle included, frames
-by function); the raw collapsed stacks go to ``benchmarks/out/profiles/`` and a short text
-summary of the top frames to ``benchmarks/profiles/<contender>.txt``. Percentages are of the
-event-loop thread's samples during the pull (imports and start-up are left out); a worker
-thread's busy samples (the export's writer) are listed apart, in % of the same duration.
-msgspec's decoders are C: their time is the self time of the Python frame that calls them
-(``decode_typed_page``, ``decode_raw_page``, ``raw_keys``, ``each``).
+Each contender pulls a static space (no added latency, pages of 100 tasks) ``--repeat``
+times, each in a fresh ``benchmarks._child`` process recorded by ``py-spy record`` (sampling,
+idle included, frames by function). The raw collapsed stacks go to ``benchmarks/out/profiles/``
+and one short text summary of all the recordings together goes to
+``benchmarks/profiles/<contender>.txt`` (one recording alone can mislead: the export's writes
+depend on the kernel's writeback at that moment). Percentages are of the event-loop thread's
+samples during the pull (imports and start-up left out); a worker thread's busy samples (the
+export's writer) are listed apart, in % of the same duration. msgspec's decoders are C: their
+time is the self time of the Python frame that calls them (``decode_typed_page``,
+``decode_raw_page``, ``raw_keys``, ``each``). The consumer appends each task's id to a list,
+as in the timed runs.
 
     pip install py-spy
-    python -m benchmarks.profile_hot_path [--tasks 300000] [--contenders iter_tasks,...]
-
-The consumer appends each task's id to a list, as in the timed runs.
+    python -m benchmarks.profile_hot_path [--tasks 300000] [--repeat 3] [--contenders a,b]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,10 +69,11 @@ def _counters(samples: list[tuple[list[str], int]]) -> tuple[Counter[str], ...]:
     return own, inclusive, packages
 
 
-def summarise(raw: Path, title: str, top: int = 25) -> str:
+def summarise(raws: list[Path], title: str, top: int = 25) -> str:
     loop: list[tuple[list[str], int]] = []
     worker: list[tuple[list[str], int]] = []
-    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
+    text = "\n".join(raw.read_text(encoding="utf-8", errors="replace") for raw in raws)
+    for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
@@ -119,7 +122,10 @@ def summarise(raw: Path, title: str, top: int = 25) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_hot_path")
     parser.add_argument("--tasks", type=int, default=300_000)
-    parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="recordings per contender, summarised together"
+    )
     parser.add_argument("--contenders", default="iter_tasks,export_jsonl,bare_stream,bare_writer")
     parser.add_argument("--output", type=Path, default=HERE / "profiles")
     args = parser.parse_args(argv)
@@ -142,17 +148,23 @@ def main(argv: list[str] | None = None) -> int:
                 "retry_delay": 0.1,
                 "workdir": tmp,  # the ids go into a list, as in the timed runs
             }
-            raw = raw_dir / f"{name}.raw"
-            cmd = [py_spy, "record", "--idle", "-F", "-r", str(args.rate), "-f", "raw"]
-            cmd += ["-o", str(raw), "--", sys.executable, "-m", "benchmarks._child"]
-            proc = subprocess.run(
-                [*cmd, json.dumps(spec)], capture_output=True, text=True, cwd=ROOT, check=False
-            )
-            if proc.returncode != 0:
-                print(f"{name}: py-spy failed: {proc.stderr[-800:]}", file=sys.stderr)
-                return 1
-            line = [x for x in proc.stdout.splitlines() if x.startswith("{")][-1]
-            result = json.loads(line)  # py-spy prints its own lines around the child's
+            raws, seconds, verified = [], [], True
+            for i in range(args.repeat):
+                raw = raw_dir / f"{name}.{i}.raw"
+                cmd = [py_spy, "record", "--idle", "-F", "-r", str(args.rate), "-f", "raw"]
+                cmd += ["-o", str(raw), "--", sys.executable, "-m", "benchmarks._child"]
+                spec["space"] = f"prof-{name}-{i}".replace("_", "-")
+                proc = subprocess.run(
+                    [*cmd, json.dumps(spec)], capture_output=True, text=True, cwd=ROOT, check=False
+                )
+                if proc.returncode != 0:
+                    print(f"{name}: py-spy failed: {proc.stderr[-800:]}", file=sys.stderr)
+                    return 1
+                line = [x for x in proc.stdout.splitlines() if x.startswith("{")][-1]
+                result = json.loads(line)  # py-spy prints its own lines around the child's
+                raws.append(raw)
+                seconds.append(result["seconds"])
+                verified = verified and result.get("tasks") == args.tasks
             head = subprocess.run(
                 ["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
                 capture_output=True,
@@ -161,12 +173,12 @@ def main(argv: list[str] | None = None) -> int:
             ).stdout.strip()
             title = (
                 f"{name} at {head or 'unknown commit'}: {args.tasks:,} tasks, pages of 100, "
-                "no added latency, concurrency 16, "
-                f"py-spy at {args.rate} Hz; {result['seconds']:.2f} s under the profiler, "
-                f"{args.tasks / result['seconds']:,.0f} tasks/s, verified "
-                f"{result.get('tasks') == args.tasks}"
+                f"no added latency, concurrency 16, py-spy at {args.rate} Hz, {args.repeat} "
+                f"recordings summed; {statistics.median(seconds):.2f} s median under the "
+                f"profiler ({min(seconds):.2f}-{max(seconds):.2f}), "
+                f"{args.tasks / statistics.median(seconds):,.0f} tasks/s, verified {verified}"
             )
-            text = summarise(raw, title)
+            text = summarise(raws, title)
             (args.output / f"{name}.txt").write_text(text, encoding="utf-8")
             print(text)
     return 0
