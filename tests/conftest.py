@@ -16,12 +16,15 @@ from yarl import URL
 from unpod_async import UnpodClient
 from unpod_async.testing import Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, make_client, sim_options
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with serve(tasks=1000, token=TOKEN, org_handle=ORG, space_token=SPACE) as simulator:
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    options = sim_options(request)
+    async with serve(
+        tasks=1000, token=TOKEN, org_handle=ORG, space_token=SPACE, **options
+    ) as simulator:
         yield simulator
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import tenacity
 from aiohttp import web
 
@@ -483,3 +484,10 @@ def short_body() -> Responder:
         return False
 
     return respond
+
+
+def sim_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The simulator options a test asks for with ``@pytest.mark.simulator(...)`` (e.g.
+    ``legacy_shapes=True`` for a test written against the earlier task shape)."""
+    marker = request.node.get_closest_marker("simulator")
+    return dict(marker.kwargs) if marker is not None else {}

@@ -29,13 +29,15 @@ from unpod_async._progress import PlainDisplay, ProgressDisplay, RichDisplay, op
 from unpod_async._redact import Redactor
 from unpod_async.testing import Fault, Simulator, serve
 
+from .helpers import sim_options
+
 TASKS = 1500
 SECRET = "s3cret-Token-never-shown"
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with serve(tasks=TASKS) as simulator:
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    async with serve(tasks=TASKS, **sim_options(request)) as simulator:
         yield simulator
 
 
@@ -417,12 +419,14 @@ async def test_export_to_stdout(sim: Simulator) -> None:
     assert match.group(4) == "stdout"
 
 
+# The server's status parameter is --outcome now; the legacy simulator reads it as the task status.
+@pytest.mark.simulator(legacy_shapes=True, legacy_filters=True)
 async def test_export_filters(sim: Simulator, tmp_path: Path) -> None:
     out_file = tmp_path / "some.jsonl"
     # Task n is created n minutes after 2026-01-01T00:00:00Z: take tasks 600..900.
     code, _, err = await run(
         "tasks", "export", sim.space_token, "-o", str(out_file),
-        "--status", "completed,failed", "--status", "hold",
+        "--outcome", "completed,failed", "--outcome", "hold",
         "--since", "2026-01-01T10:00:00", "--until", str(1_767_225_600 + 900 * 60),
         env=_sim_env(sim),
     )  # fmt: skip

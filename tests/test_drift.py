@@ -71,6 +71,7 @@ async def pull(sim: Simulator, ops: dict[int, list[Op]], **kwargs: object) -> li
     return tasks
 
 
+@pytest.mark.simulator(ids="_id")  # asserts on every task's _id
 async def test_insertions_during_paging(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="unpod_async")
     tasks = await pull(sim, {3: [insert(13)], 8: [insert(7)], 15: [insert(1)]}, page_size=50)

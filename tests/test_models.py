@@ -133,6 +133,7 @@ def test_any_unknown_fields_decode_to_the_default_task(doc: dict[str, Any]) -> N
     assert decode_task(doc) == Task()
 
 
+@pytest.mark.simulator(ids="_id")  # asserts on every task's _id
 def test_every_simulated_task_decodes(sim: Simulator) -> None:
     raws = sim.tasks_json()[:300]
     for raw in raws:

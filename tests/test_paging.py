@@ -36,6 +36,7 @@ async def test_page_one_first_then_the_rest_each_task_once_in_order() -> None:
     assert max(pages) <= 11
 
 
+@pytest.mark.simulator(ids="_id")  # asserts on every task's _id
 async def test_iter_tasks_streams_the_same_tasks(sim: Simulator, client: UnpodClient) -> None:
     streamed = [t async for t in client.iter_tasks(SPACE, page_size=64)]
     assert ids(streamed) == sim.task_ids()

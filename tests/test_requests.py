@@ -87,7 +87,7 @@ async def test_filters_are_sent_as_the_backend_reads_them(mocked: aioresponses) 
         await client.get_tasks(
             SPACE,
             page_size=50,
-            status=["completed", "failed"],
+            outcome=["completed", "failed"],  # the server's status parameter
             call_type="outbound",
             created_after=after,
             created_before=1_800_000_000.7,

@@ -43,7 +43,7 @@ def decoded(sim: Simulator) -> list[dict[str, Any]]:
 
 
 async def test_paging_count_and_order(session: aiohttp.ClientSession) -> None:
-    async with serve(tasks=120) as sim:
+    async with serve(tasks=120, legacy_shapes=True) as sim:
         seen: list[dict[str, Any]] = []
         for page, expected in ((1, 50), (2, 50), (3, 20)):
             status, body = await get_json(session, tasks_url(sim), page=page, page_size=50)
@@ -93,7 +93,7 @@ async def test_past_end_default_size_all_and_cap(session: aiohttp.ClientSession)
 async def test_bad_page_params_fail_with_206(
     session: aiohttp.ClientSession, params: dict[str, Any]
 ) -> None:
-    async with serve(tasks=10) as sim:
+    async with serve(tasks=10, legacy_params=True) as sim:
         status, body = await get_json(session, tasks_url(sim), **params)
         assert status == 206
         assert body["message"] == "Tasks Fetch Failed"
@@ -132,7 +132,7 @@ async def test_auth(session: aiohttp.ClientSession) -> None:
 
 
 async def test_invalid_space_and_space_id(session: aiohttp.ClientSession) -> None:
-    async with serve(tasks=5) as sim:
+    async with serve(tasks=5, legacy_params=True) as sim:
         status, body = await get_json(session, tasks_url(sim, "nope"))
         assert status == 206
         assert body == {"status_code": 206, "message": "Invalid Space Token", "data": {}}
@@ -143,7 +143,7 @@ async def test_invalid_space_and_space_id(session: aiohttp.ClientSession) -> Non
 
 
 async def test_spaces_and_organizations(session: aiohttp.ClientSession) -> None:
-    async with serve(tasks=5, space_token="sp-1", org_handle="acme") as sim:
+    async with serve(tasks=5, space_token="sp-1", org_handle="acme", legacy_shapes=True) as sim:
         base = f"{sim.base_url}/api/v2/platform/"
         status, body = await get_json(session, base + "organizations/")
         assert status == 200
@@ -176,7 +176,7 @@ async def test_spaces_and_organizations(session: aiohttp.ClientSession) -> None:
 
 
 async def test_filters(session: aiohttp.ClientSession) -> None:
-    async with serve(tasks=400, seed=3) as sim:
+    async with serve(tasks=400, seed=3, legacy_shapes=True, legacy_filters=True) as sim:
         tasks = decoded(sim)
 
         async def fetch_all(**params: Any) -> tuple[int, list[str]]:
@@ -464,7 +464,7 @@ async def test_on_request_hook_drift(session: aiohttp.ClientSession) -> None:
 
 
 def test_insert_delete() -> None:
-    sim = Simulator(50, seed=1)
+    sim = Simulator(50, seed=1, ids="_id")
     before = decoded(sim)
     new_ids = sim.insert(3)
     assert sim.task_ids()[:3] == new_ids
@@ -485,7 +485,7 @@ def test_insert_delete() -> None:
 
 
 async def test_strip_ids_and_count_offset(session: aiohttp.ClientSession) -> None:
-    async with serve(tasks=20, strip_ids=True, count_offset=-3) as sim:
+    async with serve(tasks=20, strip_ids=True, count_offset=-3, ids="_id") as sim:
         _, body = await get_json(session, tasks_url(sim), page_size=0)
         assert body["count"] == 17
         assert len(body["data"]) == 20
@@ -543,7 +543,7 @@ def test_determinism() -> None:
 
 
 def test_task_shape_and_size() -> None:
-    sim = Simulator(2000, seed=0)
+    sim = Simulator(2000, seed=0, legacy_shapes=True)
     raws = sim.tasks_json()
     average = sum(map(len, raws)) / len(raws)
     assert 1800 <= average <= 3200

@@ -28,6 +28,7 @@ from ._errors import (
 from ._export import ExportProgress, ExportStats, Format, ProgressCallback
 from ._iterate import TaskIterator
 from ._models import (
+    CallSummary,
     Organization,
     PostCallData,
     Space,
@@ -49,6 +50,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BusinessLogicError",
+    "CallSummary",
     "DEFAULT_BASE_URL",
     "DeadlineExceededError",
     "ExportError",

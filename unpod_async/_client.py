@@ -13,15 +13,18 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
+import msgspec
+
 from . import _decode, _params
 from ._checkpoint import Identity
 from ._decode import PageDecoder
+from ._errors import AuthenticationError
 from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallback
 from ._iterate import TaskIterator, collect
 from ._limits import Gate
 from ._models import Organization, Space, Task, TasksPage
 from ._paging import Page, PullStats, ResumePoint
-from ._params import API_PREFIX, DEFAULT_BASE_URL, TaskFilter
+from ._params import API_PREFIX, AUTH_SCHEME_ENV, DEFAULT_BASE_URL, TaskFilter
 from ._pull import stream_pages
 from ._redact import Secret
 from ._request import Requester
@@ -29,6 +32,7 @@ from ._retry import RetryPolicy
 from ._seen import SeenKeys
 from ._transport import Transport
 from ._version import __version__
+from ._writers import WriterOptions
 
 if TYPE_CHECKING:
     import aiohttp
@@ -54,7 +58,10 @@ class UnpodClient:
 
     ``concurrency`` bounds the requests in flight across everything this client does;
     ``max_retries`` retries per request; ``timeout`` is per attempt. Pass ``session`` to use
-    an aiohttp session you own (it is never closed here).
+    an aiohttp session you own (it is never closed here). ``auth_scheme`` is the
+    ``Authorization`` scheme: ``"Token"`` (the default, what the tasks endpoints take),
+    ``"Bearer"`` or ``"JWT"`` (what the spaces and organizations views may require), any case,
+    else ``$UNPOD_AUTH_SCHEME``.
     """
 
     def __init__(
@@ -75,11 +82,13 @@ class UnpodClient:
         adaptive_concurrency: bool = False,
         allow_insecure_http: bool = False,
         session: aiohttp.ClientSession | None = None,
+        auth_scheme: str | None = None,
     ) -> None:
         token = _params.env_token(token)
         if token is None:
             raise ValueError("no API token: pass token= or set UNPOD_API_TOKEN")
         org_handle = _params.env_org_handle(org_handle)
+        self.auth_scheme = _params.env_auth_scheme(auth_scheme)
         self._token = Secret(_params.check_header_value("token", token))
         self.org_handle = (
             _params.check_header_value("org_handle", org_handle) if org_handle else None
@@ -93,7 +102,12 @@ class UnpodClient:
         self.read_ahead_bytes = _params.check_positive("read_ahead_bytes", read_ahead_bytes)
         if max_requests_per_minute is not None and not max_requests_per_minute > 0:
             raise ValueError("max_requests_per_minute must be > 0")
-        headers = {"Accept": "application/json", "User-Agent": f"unpod-async/{__version__}"}
+        # The reference lists Content-Type as required on every request, GETs included.
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": f"unpod-async/{__version__}",
+        }
         if self.org_handle:
             headers["Org-Handle"] = self.org_handle
         self._transport = Transport(
@@ -110,13 +124,14 @@ class UnpodClient:
             RetryPolicy(max_retries, retry_delay, max_retry_delay, max_retry_after),
             token=self._token,
             headers=headers,
+            auth_scheme=self.auth_scheme,
             timeout=self.timeout,
         )
 
     def __repr__(self) -> str:
         return (
             f"UnpodClient(base_url={self.base_url!r}, org_handle={self.org_handle!r}, "
-            f"concurrency={self.concurrency})"
+            f"concurrency={self.concurrency}, auth_scheme={self.auth_scheme!r})"
         )
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -147,18 +162,49 @@ class UnpodClient:
         return f"{self.base_url}{API_PREFIX}{path}{query}"
 
     async def list_organizations(self) -> list[Organization]:
-        """The organizations the token belongs to; ``domain_handle`` is the Org-Handle value."""
+        """The organizations the token belongs to; ``domain_handle`` is the Org-Handle value.
+
+        The backend's organizations view may accept only ``JWT``/``Bearer`` auth: on a 401,
+        the error says so (see ``auth_scheme``).
+        """
         url = self._url("organizations/")
-        envelope = await self._requester.get(url, _decode.ORGS_ENVELOPE_DECODER.decode)
+        try:
+            envelope = await self._requester.get(url, _decode.ORGS_ENVELOPE_DECODER.decode)
+        except AuthenticationError as exc:
+            raise self._scheme_hint(exc, "organizations") from None
         return envelope.data
 
     async def list_spaces(self) -> list[Space]:
-        """The spaces of ``org_handle``; each ``Space.token`` is a ``space_token``."""
+        """The spaces of ``org_handle``; each ``Space.token`` is a ``space_token``.
+
+        The backend's spaces view may accept only ``JWT``/``Bearer`` auth: on a 401, the
+        error says so (see ``auth_scheme``).
+        """
         if not self.org_handle:
             raise ValueError("list_spaces needs org_handle (or UNPOD_ORG_HANDLE)")
         url = self._url("spaces/")
-        envelope = await self._requester.get(url, _decode.SPACES_ENVELOPE_DECODER.decode)
+        try:
+            envelope = await self._requester.get(url, _decode.SPACES_ENVELOPE_DECODER.decode)
+        except AuthenticationError as exc:
+            raise self._scheme_hint(exc, "spaces") from None
         return envelope.data
+
+    def _scheme_hint(self, exc: AuthenticationError, what: str) -> AuthenticationError:
+        """``exc`` with a word on the auth scheme: these views may take another one."""
+        others = " or ".join(repr(s) for s in _params.AUTH_SCHEMES if s != self.auth_scheme)
+        hint = (
+            f"{exc.message} (sent 'Authorization: {self.auth_scheme} ...'; the {what} "
+            f"endpoint may accept only another auth scheme: try auth_scheme={others} "
+            f"(--auth-scheme) or set {AUTH_SCHEME_ENV})"
+        )
+        return AuthenticationError(
+            hint,
+            status_code=exc.status_code,
+            url=exc.url,
+            page=exc.page,
+            body=exc.body,
+            retry_after=exc.retry_after,
+        )
 
     async def get_tasks(
         self,
@@ -170,16 +216,22 @@ class UnpodClient:
     ) -> TasksPage:
         """One page of a space's tasks, newest first.
 
+        The client-side filters (``status``, and the ``created`` bounds checked again) apply
+        to this page's ``data`` too; ``count`` stays the server's figure for its own filters.
+
         >>> page = await client.get_tasks("SPACE_TOKEN", page=1, page_size=50)
         >>> page.count, len(page.data)
         """
-        url_for = self._tasks_url(space_token, TaskFilter(**filters))
+        where = TaskFilter(**filters)
+        url_for = self._tasks_url(space_token, where)
         _params.check_positive("page", page)
         _params.check_positive("page_size", page_size)
         url = url_for(page, page_size)
-        # One page as the server sent it: a count that is not a count is a decode error here
-        # (a whole pull tolerates it, and pages on without one).
-        return await self._requester.get(url, _decode.TASKS_PAGE_DECODER.decode, page=page)
+        result = await self._requester.get(url, _decode.decode_tasks_page, page=page)
+        kept = _filtered(where, result.data)
+        if len(kept) != len(result.data):
+            result = msgspec.structs.replace(result, data=tuple(kept))
+        return result
 
     def iter_tasks(
         self,
@@ -203,10 +255,9 @@ class UnpodClient:
         ...         ...
         """
         stats = PullStats()
-        pages = self._task_pages(
-            space_token, page_size, deadline, TaskFilter(**filters), stats, strict
-        )
-        return TaskIterator(pages, stats, _tasks_of)
+        where = TaskFilter(**filters)
+        pages = self._task_pages(space_token, page_size, deadline, where, stats, strict)
+        return TaskIterator(pages, stats, _tasks_of(where))
 
     async def get_all_tasks(
         self,
@@ -218,10 +269,9 @@ class UnpodClient:
         **filters: Unpack[TaskFilterArgs],
     ) -> list[Task]:
         """Every task of a space in one list (``iter_tasks`` streams them instead)."""
-        pages = self._task_pages(
-            space_token, page_size, deadline, TaskFilter(**filters), PullStats(), strict
-        )
-        return await collect(pages, _tasks_of)
+        where = TaskFilter(**filters)
+        pages = self._task_pages(space_token, page_size, deadline, where, PullStats(), strict)
+        return await collect(pages, _tasks_of(where))
 
     async def export_tasks(
         self,
@@ -234,6 +284,7 @@ class UnpodClient:
         progress: ProgressCallback | None = None,
         deadline: float | None = None,
         strict: bool = False,
+        csv_formula_guard: bool = True,
         **filters: Unpack[TaskFilterArgs],
     ) -> ExportStats:
         """Pull a whole space into a file: ``jsonl`` (lossless), ``csv`` or ``parquet``.
@@ -246,6 +297,12 @@ class UnpodClient:
         ``complete``) and a WARNING; with ``strict=True`` it fails instead, with
         :class:`IncompletePullError`, and leaves the destination untouched.
 
+        CSV and Parquet have a column for every documented field and an ``extra`` column
+        (JSON) with whatever no column holds exactly. In CSV, a text cell that starts with
+        ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, so that a
+        spreadsheet shows it as text instead of running it as a formula (``+15550100`` reads
+        ``'+15550100``); ``csv_formula_guard=False`` writes every cell as it is.
+
         >>> stats = await client.export_tasks("SPACE_TOKEN", "tasks.jsonl")
         >>> stats.tasks, stats.seconds
         """
@@ -253,6 +310,10 @@ class UnpodClient:
         url_for = self._tasks_url(space_token, where)
         _params.check_positive("page_size", page_size)
         _params.check_seconds("deadline", deadline)
+        options = WriterOptions(where=where, csv_formula_guard=bool(csv_formula_guard))
+        filters_id = where.identity()
+        if format == "csv":
+            filters_id += f"|guard={options.csv_formula_guard}"
         job = ExportJob.prepare(
             path,
             format=format,
@@ -263,11 +324,12 @@ class UnpodClient:
                 space=space_token,
                 format=format,
                 page_size=page_size,
-                filters=where.query(),
+                filters=filters_id,
                 base_url=self.base_url,
                 org_handle=self.org_handle,
                 token=self._token,
             ),
+            options=options,
         )
         pages = self._stream(
             url_for,
@@ -345,5 +407,17 @@ class UnpodClient:
         )
 
 
-def _tasks_of(page: TasksPage) -> Sequence[Task]:
-    return page.data
+def _filtered(where: TaskFilter, tasks: Sequence[Task]) -> Sequence[Task]:
+    """The tasks that pass ``where``'s client-side checks (after deduplication)."""
+    if not where.client_side:
+        return tasks
+    return where.select(tasks, [t.status for t in tasks], [t.created for t in tasks])
+
+
+def _tasks_of(where: TaskFilter) -> Callable[[Page[TasksPage]], Sequence[Task]]:
+    """The tasks a consumer gets of a page: the new ones that pass the client-side filters."""
+
+    def tasks(page: Page[TasksPage]) -> Sequence[Task]:
+        return _filtered(where, page.select(page.payload.data))
+
+    return tasks

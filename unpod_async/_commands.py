@@ -57,7 +57,7 @@ def format_for(output: str) -> Format:
 
 def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in ("concurrency", "timeout", "max_retries"):
+    for name in ("concurrency", "timeout", "max_retries", "auth_scheme"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
@@ -74,10 +74,14 @@ def _filters(args: argparse.Namespace) -> TaskFilterArgs:
     """The filter options as the keywords every task method takes (checked by the library)."""
     return {
         "status": ",".join(args.status) if args.status else None,
+        "outcome": ",".join(args.outcome) if args.outcome else None,
         "call_type": args.call_type,
         "created_after": args.since,
         "created_before": args.until,
         "search": args.search,
+        "search_pattern": args.search_pattern,
+        "thread_id": args.thread_id,
+        "user_id": args.user_id,
     }
 
 
@@ -171,6 +175,7 @@ async def run_export(args: argparse.Namespace) -> int:
                 deadline=args.deadline,
                 progress=display.update,
                 strict=args.strict,
+                csv_formula_guard=args.csv_formula_guard,
                 **filters,
             )
     err(summary_line(stats))

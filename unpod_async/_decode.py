@@ -1,9 +1,13 @@
 """Decoding a page for each consumer, with decoders built once.
 
 A consumer asks for a page in the view it needs: typed :class:`~unpod_async.Task` Structs
-(iterators, lists, CSV, Parquet), the tasks' own bytes (lossless JSONL), or only the keys that
-deduplication needs (rebuilding a resumed export's state). Each view decodes only what it reads
-(msgspec skips the rest), and every page decode returns a :class:`Decoded` for the pager.
+(iterators, lists), the tasks' own bytes (JSONL, CSV and Parquet exports), or only the keys
+that deduplication needs (rebuilding a resumed export's state). Each view decodes only what it
+reads (msgspec skips the rest), and every page decode returns a :class:`Decoded` for the pager.
+
+A typed page is one decode call. Only when a value has a type the models do not allow does that
+page take the slow road: its tasks are decoded one by one, and the few that still fail are
+decoded leniently (``_lenient``) and counted in :attr:`Decoded.repaired`. No task is lost.
 """
 
 from __future__ import annotations
@@ -14,34 +18,39 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from ._lenient import as_key, lenient_task
 from ._models import Organization, Space, Task, TasksPage
 
 __all__ = [
     "Decoded",
     "Key",
+    "PageCombiner",
     "PageDecoder",
     "RawTasks",
     "decode_raw_page",
+    "decode_tasks_page",
     "decode_typed_page",
 ]
 
 P = TypeVar("P")
 T = TypeVar("T")
 
-# A task's identity for dedupe: task_id, else _id, else its own JSON (a task with neither is
-# still yielded once; only an edit between two reads of it could make it look new).
+# A task's identity for dedupe: task_id, else _id, else id, else its own JSON (a task with none
+# is still yielded once; only an edit between two reads of it could make it look new).
 Key = str | bytes | None
 
 
 @dataclass(slots=True)
 class Decoded(Generic[P]):
-    """A decoded page: the server's ``count``, each task's dedupe key, the consumer's view,
-    and the envelope's own ``status_code`` (which ``_response`` checks)."""
+    """A decoded page: the server's ``count`` (as sent: the pager judges it), each task's
+    dedupe key, the consumer's view, the envelope's own ``status_code`` (which ``_response``
+    checks), and how many of its tasks had to be decoded leniently (``repaired``)."""
 
     count: int | None
     keys: Sequence[Key]
     payload: P
     status_code: object = None
+    repaired: int = 0
     seq: int = 0  # the order in which its answer arrived (set by the pager)
     skipped: int = 0  # positions of the page that could not be read (see the pager)
 
@@ -55,14 +64,20 @@ PageCombiner = Callable[[Sequence[Decoded[P]]], Decoded[P]]
 
 
 class TaskKey(msgspec.Struct, gc=False):
-    """Only the two fields dedupe needs: decoding a page into these skips everything else."""
+    """Only what dedupe and the client-side filters read: decoding a page into these skips
+    everything else. Typed ``Any``, so that no value can fail the page here."""
 
-    task_id: str | None = None
-    id: str | None = msgspec.field(default=None, name="_id")
+    task_id: Any = None
+    id: Any = msgspec.field(default=None, name="_id")
+    doc_id: Any = msgspec.field(default=None, name="id")
+    status: Any = None
+    created: Any = None
 
 
 class RawPage(msgspec.Struct, gc=False):
-    """A page whose tasks stay as the exact bytes the server sent (for lossless export)."""
+    """A page whose tasks stay as the exact bytes the server sent (for lossless export). The
+    envelope's fields are whatever the server sent: a nonsense ``count`` is the pager's to
+    judge, not a reason to refuse the page."""
 
     count: Any = None
     status_code: Any = None
@@ -75,6 +90,22 @@ class KeysPage(msgspec.Struct, gc=False):
     data: list[TaskKey] = []
 
 
+class _TypedPage(msgspec.Struct, gc=False):
+    """A page as the pager reads it: typed tasks, the envelope's fields as sent."""
+
+    count: Any = None
+    status_code: Any = None
+    message: Any = None
+    data: tuple[Task, ...] = ()
+
+
+class ErrorEnvelope(msgspec.Struct, gc=False):
+    """``{status_code, message, data: {}}``: what a failure carries where a page was due."""
+
+    status_code: Any = None
+    message: Any = None
+
+
 class ListEnvelope(msgspec.Struct, Generic[T], gc=False):
     """``{status_code, message, data: [...]}`` of the endpoints that are not paged."""
 
@@ -84,45 +115,17 @@ class ListEnvelope(msgspec.Struct, Generic[T], gc=False):
 
 
 TASKS_PAGE_DECODER = msgspec.json.Decoder(TasksPage)
+TYPED_PAGE_DECODER = msgspec.json.Decoder(_TypedPage)
+TASK_DECODER = msgspec.json.Decoder(Task)
 RAW_PAGE_DECODER = msgspec.json.Decoder(RawPage)
 KEYS_PAGE_DECODER = msgspec.json.Decoder(KeysPage)
 KEYS_DECODER = msgspec.json.Decoder(list[TaskKey])
+KEY_DECODER = msgspec.json.Decoder(TaskKey)
+ERROR_DECODER = msgspec.json.Decoder(ErrorEnvelope)
 TASKS_DECODER = msgspec.json.Decoder(list[Task])
 SPACES_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Space])
 ORGS_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Organization])
 _ENCODER = msgspec.json.Encoder()
-
-
-def typed_keys(tasks: Sequence[Task]) -> list[Key]:
-    keys: list[Key] = [task.task_id or task.id for task in tasks]
-    if None in keys:
-        keys = [
-            k if k is not None else _ENCODER.encode(t) for k, t in zip(keys, tasks, strict=True)
-        ]
-    return keys
-
-
-def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[Any, list[Key]]:
-    """The count and the keys of a page whose tasks are kept raw: one typed decode, no
-    per-task call."""
-    page: KeysPage = KEYS_PAGE_DECODER.decode(body)
-    keys: list[Key] = [k.task_id or k.id for k in page.data]
-    if None in keys:
-        keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
-    return page.count, keys
-
-
-class _TypedPage(msgspec.Struct, gc=False):
-    """A page as the pager reads it: the envelope's fields as whatever the server sent (a
-    nonsense ``count`` is the pager's to judge, not a reason to refuse the page)."""
-
-    count: Any = None
-    status_code: Any = None
-    message: Any = None
-    data: tuple[Task, ...] = ()
-
-
-TYPED_PAGE_DECODER = msgspec.json.Decoder(_TypedPage)
 
 
 def count_of(value: object) -> int | None:
@@ -136,13 +139,138 @@ def count_of(value: object) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
-    raw: _TypedPage = TYPED_PAGE_DECODER.decode(body)
+def _as_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def task_key(k: TaskKey) -> str | None:
+    """The dedupe key of a keys view: the same as ``Task.key`` of the typed view."""
+    task_id, id_, doc_id = k.task_id, k.id, k.doc_id
+    if type(task_id) is str and task_id:
+        return task_id
+    return as_key(task_id) or as_key(id_) or as_key(doc_id)
+
+
+def typed_keys(tasks: Sequence[Task]) -> list[Key]:
+    keys: list[Key] = [task.task_id or task.id or task.doc_id for task in tasks]
+    if None in keys:
+        keys = [
+            k if k is not None else _ENCODER.encode(t) for k, t in zip(keys, tasks, strict=True)
+        ]
+    return keys
+
+
+_NO_KEY = TaskKey()
+
+
+def key_views(raws: Sequence[msgspec.Raw]) -> list[TaskKey]:
+    """The keys views of tasks one by one (a task that is not an object has none)."""
+    views = []
+    for raw in raws:
+        try:
+            views.append(KEY_DECODER.decode(raw))
+        except msgspec.ValidationError:
+            views.append(_NO_KEY)
+    return views
+
+
+def keys_of(views: Sequence[TaskKey], raws: Sequence[msgspec.Raw]) -> list[Key]:
+    """The dedupe key of each task (its own bytes when it has no id at all)."""
+    # A string task_id is the rule: test it inline, call the general function only otherwise.
+    keys: list[Key] = [t if type(t := k.task_id) is str and t else task_key(k) for k in views]
+    if None in keys:
+        keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
+    return keys
+
+
+def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[Any, list[Key], list[TaskKey]]:
+    """The count, the keys and the keys views of a page whose tasks are kept raw: one typed
+    decode, no per-task call (unless a task is not even an object)."""
+    try:
+        page: KeysPage = KEYS_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        views = key_views(raws)
+        count = RAW_PAGE_DECODER.decode(body).count
+    else:
+        views, count = page.data, page.count
+    return count, keys_of(views, raws), views
+
+
+def _error_envelope(body: bytes) -> Decoded[Any] | None:
+    """A failure envelope (``data: {}`` where a list was due) whose ``status_code`` is an
+    error: decoded, so that ``_response`` raises the error it stands for. ``None`` otherwise
+    (the shape error then stands)."""
+    try:
+        envelope = ERROR_DECODER.decode(body)
+    except msgspec.ValidationError:
+        return None
+    status = envelope.status_code
+    if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+        message = envelope.message if isinstance(envelope.message, str) else None
+        return Decoded(0, [], TasksPage(status_code=status, message=message), status)
+    return None
+
+
+def _repair_typed_page(body: bytes) -> Decoded[TasksPage] | None:
+    """The page decoded task by task, the tasks that fail decoded leniently; ``None`` if the
+    envelope itself is not a page (then the typed decode's error stands)."""
+    try:
+        raw: RawPage = RAW_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        return _error_envelope(body)
+    tasks: list[Task] = []
+    repaired = 0
+    decode = TASK_DECODER.decode
+    for item in raw.data:
+        try:
+            tasks.append(decode(item))
+        except msgspec.ValidationError:
+            tasks.append(lenient_task(item))
+            repaired += 1
     count = count_of(raw.count)
-    status = raw.status_code if isinstance(raw.status_code, int) else None
-    message = raw.message if isinstance(raw.message, str) else None
-    page = TasksPage(count=count or 0, status_code=status, message=message, data=raw.data)
+    page = TasksPage(
+        count=count or 0,
+        status_code=_as_int(raw.status_code),
+        message=_as_str(raw.message),
+        data=tuple(tasks),
+    )
+    return Decoded(count, typed_keys(page.data), page, raw.status_code, repaired)
+
+
+def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
+    """A page as typed tasks: one decode call, unless a value has an unexpected type."""
+    try:
+        raw: _TypedPage = TYPED_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        repaired = _repair_typed_page(body)
+        if repaired is None:
+            raise
+        return repaired
+    count = count_of(raw.count)
+    page = TasksPage(
+        count=count or 0,
+        status_code=_as_int(raw.status_code),
+        message=_as_str(raw.message),
+        data=raw.data,
+    )
     return Decoded(count, typed_keys(page.data), page, raw.status_code)
+
+
+def decode_tasks_page(body: bytes) -> TasksPage:
+    """One page as a :class:`TasksPage` (what ``get_tasks`` returns): a count that is not a
+    count is a decode error here (a whole pull tolerates it, and pages on without one)."""
+    try:
+        page: TasksPage = TASKS_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        repaired = _repair_typed_page(body)
+        if repaired is None or repaired.count is None:
+            raise
+        return repaired.payload
+    return page
 
 
 def combine_typed_pages(parts: Sequence[Decoded[TasksPage]]) -> Decoded[TasksPage]:
@@ -151,15 +279,30 @@ def combine_typed_pages(parts: Sequence[Decoded[TasksPage]]) -> Decoded[TasksPag
     count = parts[-1].count
     page = TasksPage(count=count or 0, data=data)
     keys = [key for part in parts for key in part.keys]
-    return Decoded(count, keys, page, None, parts[-1].seq)
+    repaired = sum(part.repaired for part in parts)
+    return Decoded(count, keys, page, None, repaired, parts[-1].seq)
 
 
 @dataclass(slots=True)
 class RawTasks:
-    """A page's tasks as the server's own bytes; ``multiline`` if any contains a line break."""
+    """A page's tasks as the server's own bytes; ``multiline`` if any contains a line break.
+
+    ``views`` are the keys views decoded anyway (one per task): :attr:`statuses` and
+    :attr:`created` read each task's ``status`` and ``created`` from them, as sent, for the
+    client-side filters (only when a filter asks).
+    """
 
     data: list[msgspec.Raw]
     multiline: bool
+    views: Sequence[TaskKey] = ()
+
+    @property
+    def statuses(self) -> list[Any]:
+        return [view.status for view in self.views]
+
+    @property
+    def created(self) -> list[Any]:
+        return [view.created for view in self.views]
 
 
 _ASCII = bytes(range(128))
@@ -176,19 +319,26 @@ def check_utf8(body: bytes) -> None:
         body.translate(None, _ASCII).decode("utf-8")
 
 
+def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
+    try:
+        page: RawPage = RAW_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        error = _error_envelope(body)
+        if error is None:
+            raise
+        return Decoded(0, [], RawTasks([], False), error.status_code)
+    check_utf8(body)
+    count, keys, views = raw_keys(body, page.data)
+    return Decoded(count, keys, RawTasks(page.data, b"\n" in body, views), page.status_code)
+
+
 def combine_raw_pages(parts: Sequence[Decoded[RawTasks]]) -> Decoded[RawTasks]:
     """One page made of consecutive parts (a page read in pieces around a poisoned task)."""
     data = [raw for part in parts for raw in part.payload.data]
+    views = [view for part in parts for view in part.payload.views]
     multiline = any(part.payload.multiline for part in parts)
     keys = [key for part in parts for key in part.keys]
-    return Decoded(parts[-1].count, keys, RawTasks(data, multiline), None, parts[-1].seq)
-
-
-def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
-    page: RawPage = RAW_PAGE_DECODER.decode(body)
-    check_utf8(body)
-    count, keys = raw_keys(body, page.data)
-    return Decoded(count, keys, RawTasks(page.data, b"\n" in body), page.status_code)
+    return Decoded(parts[-1].count, keys, RawTasks(data, multiline, views), None, 0, parts[-1].seq)
 
 
 def combiner_of(decode: PageDecoder[Any]) -> PageCombiner[Any]:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
@@ -35,7 +35,7 @@ from ._atomic import (
     temp_beside,
 )
 from ._checkpoint import Identity
-from ._decode import PageDecoder, decode_raw_page, decode_typed_page
+from ._decode import PageDecoder, decode_raw_page
 from ._errors import ExportError
 from ._paging import Page, PullStats, ResumePoint
 from ._seen import SeenKeys
@@ -44,6 +44,7 @@ from ._writers import (
     JsonlWriter,
     ParquetWriter,
     Writer,
+    WriterOptions,
     require_pyarrow,
     seen_from_csv,
     seen_from_jsonl,
@@ -119,6 +120,13 @@ class ExportStats:
 
 ProgressCallback = Callable[[ExportProgress], object]
 
+# The figures an export reports as its pull counted them.
+_FROM_PULL = tuple(
+    name
+    for name in (f.name for f in fields(ExportStats))
+    if name in {f.name for f in fields(PullStats)} and name != "skipped"
+)
+
 
 class _Counter(io.RawIOBase):
     """A write-only view of a caller's stream that counts the bytes through it."""
@@ -147,7 +155,7 @@ _MAX_PENDING = 8
 _CHECKPOINT_EVERY = 0.5
 
 
-def _quiet(future: asyncio.Future[None]) -> None:
+def _quiet(future: asyncio.Future[int]) -> None:
     if not future.cancelled():
         future.exception()
 
@@ -159,8 +167,9 @@ class _Sink:
         self._writer = writer
         self._out = out
 
-    def write(self, page: Page[Any], tasks: int) -> None:
-        self._writer.write(page)
+    def write(self, page: Page[Any]) -> int:
+        """Write a page's new tasks (those the client-side filters keep): how many."""
+        return self._writer.write(page)
 
     def finish(self) -> int:
         self._writer.close()
@@ -183,23 +192,26 @@ class _FileSink(_Sink):
         self._file = file
         self._last_save = -math.inf
         self.failed = False
+        self._tasks = job.state.tasks  # tasks in the file (this thread's own count)
 
-    def write(self, page: Page[Any], tasks: int) -> None:
+    def write(self, page: Page[Any]) -> int:
         try:
-            self._writer.write(page)
+            written = self._writer.write(page)
         except BaseException:
             self.failed = True  # what the file holds past the last checkpoint is unknown
             raise
+        self._tasks += written
         job = self._job
         if job.checkpoint_path is None:
-            return
+            return written
         state = job.state
         state.advance(page, job.page_size)
-        state.tasks = tasks
+        state.tasks = self._tasks
         now = time.monotonic()
         if now - self._last_save >= _CHECKPOINT_EVERY:
             self.save_checkpoint()
             self._last_save = now
+        return written
 
     def save_checkpoint(self) -> None:
         job, out = self._job, self._file_out
@@ -237,8 +249,10 @@ class ExportJob:
         file: AtomicFile | None,
         checkpoint: Path | None,
         identity: Identity,
+        options: WriterOptions | None = None,
     ) -> None:
         self.format = format
+        self.options = options or WriterOptions()
         self.page_size = page_size
         self._progress = progress
         self._stream = stream
@@ -264,6 +278,7 @@ class ExportJob:
         resume: bool,
         progress: ProgressCallback | None,
         identity: Identity,
+        options: WriterOptions | None = None,
     ) -> ExportJob:
         """Check everything that can be checked before a request, and read any checkpoint."""
         if format not in FORMATS:
@@ -302,14 +317,16 @@ class ExportJob:
             file=file,
             checkpoint=checkpoint,
             identity=identity,
+            options=options,
         )
         job._load_checkpoint()
         return job
 
     @property
     def decode(self) -> PageDecoder[Any]:
-        """The page view the writer needs: the tasks' own bytes, or typed tasks."""
-        return decode_raw_page if self._raw else decode_typed_page
+        """The page view every writer takes: the tasks' own bytes (CSV and Parquet read each
+        task's JSON, so that no field is lost and no type can fail a page)."""
+        return decode_raw_page
 
     # --- resuming ---------------------------------------------------------------------------
 
@@ -325,9 +342,12 @@ class ExportJob:
             return
         with file.partial.open("r+b") as f:
             f.truncate(state.offset)  # what was written after the checkpoint is redone
-        rebuild = seen_from_jsonl if self._raw else seen_from_csv
         self.state = state
-        self.seen = rebuild(file.partial, state.offset)
+        if self._raw:
+            self.seen = seen_from_jsonl(file.partial, state.offset)
+        else:
+            guarded = self.options.csv_formula_guard
+            self.seen = seen_from_csv(file.partial, state.offset, formula_guard=guarded)
         self.resume_point = state.resume_point()
         self.resumed_pages = state.next_page - 1
         self.stats.tasks = state.tasks
@@ -368,10 +388,10 @@ class ExportJob:
 
     def _writer(self, out: IO[bytes]) -> Writer:
         if self._raw:
-            return JsonlWriter(out)
+            return JsonlWriter(out, self.options)
         if self.format == "csv":
-            return CsvWriter(out, header=self.resume_point is None)
-        return ParquetWriter(out)
+            return CsvWriter(out, header=self.resume_point is None, options=self.options)
+        return ParquetWriter(out, self.options)
 
     def _open(self) -> _Sink:
         file = self._file
@@ -400,7 +420,7 @@ class ExportJob:
             executor = (
                 ThreadPoolExecutor(1, thread_name_prefix="unpod-export") if threaded else None
             )
-            pending: deque[tuple[asyncio.Future[None], int]] = deque()
+            pending: deque[tuple[asyncio.Future[int], int]] = deque()
             ok = False
             try:
                 await self._write_all(pages, sink, executor, pending, started)
@@ -420,7 +440,7 @@ class ExportJob:
         self,
         sink: _Sink,
         executor: ThreadPoolExecutor | None,
-        pending: deque[tuple[asyncio.Future[None], int]],
+        pending: deque[tuple[asyncio.Future[int], int]],
     ) -> None:
         """After a failure or a cancel: let the writes handed over end, keep what they wrote
         resumable (a last checkpoint, unless a write failed), and clean up."""
@@ -449,25 +469,30 @@ class ExportJob:
         pages: AsyncGenerator[Page[Any], None],
         sink: _Sink,
         executor: ThreadPoolExecutor | None,
-        pending: deque[tuple[asyncio.Future[None], int]],
+        pending: deque[tuple[asyncio.Future[int], int]],
         started: float,
     ) -> None:
         stats = self.stats
         written = self.resumed_pages
         limit = _MAX_PENDING if executor is not None else 0
+        kept = self.state.tasks  # tasks in the file
 
         async def done() -> None:
-            nonlocal written
-            write, tasks = pending[0]
-            await write
+            nonlocal written, kept
+            write, new = pending[0]
+            n = await write
             pending.popleft()
             written += 1
+            kept += n
+            # The pager counted the page's new tasks; those the client-side filters left
+            # out were not written.
+            stats.tasks -= new - n
             if self._progress is not None:
                 result = self._progress(
                     ExportProgress(
                         pages_done=written,
                         pages_planned=max(stats.planned_pages, written),
-                        tasks_written=tasks,
+                        tasks_written=kept,
                         expected=stats.expected,
                         retries=stats.retries,
                         elapsed=time.monotonic() - started,
@@ -477,9 +502,8 @@ class ExportJob:
                     await result
 
         async for page in pages:
-            tasks = stats.tasks
-            write = asyncio.ensure_future(self._call(executor, sink.write, page, tasks))
-            pending.append((write, tasks))
+            write = asyncio.ensure_future(self._call(executor, sink.write, page))
+            pending.append((write, page.n_new))
             while len(pending) > limit:
                 await done()
         while pending:
@@ -502,26 +526,13 @@ class ExportJob:
     def _result(self, size: int, seconds: float) -> ExportStats:
         stats = self.stats
         result = ExportStats(
-            tasks=stats.tasks,
-            pages=stats.pages,
-            expected=stats.expected,
-            duplicates=stats.duplicates,
-            passes=stats.passes,
-            recovered=stats.recovered,
-            retries=stats.retries,
+            **{name: getattr(stats, name) for name in _FROM_PULL},
+            skipped=tuple(stats.skipped),
             seconds=seconds,
             bytes=size,
             path=str(self._file.dest) if self._file is not None else None,
             format=self.format,
             resumed_pages=self.resumed_pages,
-            repairs=stats.repairs,
-            arrivals=stats.arrivals,
-            rereads=stats.rereads,
-            requests=stats.requests,
-            last_count=stats.last_count,
-            missing=stats.missing,
-            stopped=stats.stopped,
-            skipped=tuple(stats.skipped),
         )
         logger.info(
             "exported %d tasks (%d expected) in %.2fs: %d pages, %d retries, %d duplicates dropped",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, TypeVar
 
@@ -13,10 +13,15 @@ __all__ = ["TaskIterator", "collect"]
 T = TypeVar("T")
 
 
-async def _items(pages: AsyncGenerator[Page[Any], None], pick: Any) -> AsyncGenerator[Any, None]:
+ItemsOf = Callable[[Page[Any]], Sequence[Any]]
+
+
+async def _items(
+    pages: AsyncGenerator[Page[Any], None], items_of: ItemsOf
+) -> AsyncGenerator[Any, None]:
     async with aclosing(pages):
         async for page in pages:
-            for item in page.select(pick(page.payload)):
+            for item in items_of(page):
                 yield item
 
 
@@ -33,8 +38,10 @@ class TaskIterator(AsyncGenerator[T, None], Generic[T]):
     >>> tasks.stats.tasks, tasks.stats.complete
     """
 
-    def __init__(self, pages: AsyncGenerator[Page[Any], None], stats: PullStats, pick: Any):
-        self._gen: AsyncGenerator[T, None] = _items(pages, pick)
+    def __init__(
+        self, pages: AsyncGenerator[Page[Any], None], stats: PullStats, items_of: ItemsOf
+    ) -> None:
+        self._gen: AsyncGenerator[T, None] = _items(pages, items_of)
         self.stats = stats
 
     def __aiter__(self) -> TaskIterator[T]:
@@ -57,11 +64,10 @@ class TaskIterator(AsyncGenerator[T, None], Generic[T]):
         return f"<TaskIterator {self.stats.tasks} tasks so far>"
 
 
-async def collect(pages: AsyncGenerator[Page[Any], None], pick: Any) -> list[Any]:
+async def collect(pages: AsyncGenerator[Page[Any], None], items_of: ItemsOf) -> list[Any]:
     """Every item of a pull in one list, a page at a time (no await per item)."""
     items: list[Any] = []
     async with aclosing(pages):
         async for page in pages:
-            selected: Sequence[Any] = page.select(pick(page.payload))
-            items.extend(selected)
+            items.extend(items_of(page))
     return items

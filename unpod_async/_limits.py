@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -38,6 +39,7 @@ class Gate:
         self._adaptive = adaptive
         self._interval = 60.0 / per_minute if per_minute else 0.0
         self._next_send = 0.0
+        self._last_sent = -math.inf
         self._paused_until = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._answers = 0  # answers in the current window of `limit` answers
@@ -95,6 +97,15 @@ class Gate:
                 if send_at > now:
                     await asyncio.sleep(send_at - now)
                     continue  # a pause may have begun meanwhile
+            if self._interval:
+                # A send woken late (a busy loop, a stalled process) must not go out right
+                # before the next one's slot: the spacing holds between actual sends.
+                early = self._last_sent + self._interval - now
+                if early > 0:
+                    self._next_send = max(self._next_send, now + early + self._interval)
+                    await asyncio.sleep(early)
+                    continue
+                self._last_sent = now
             return
 
     def release(self, *, overloaded: bool, answered: bool) -> None:

@@ -102,7 +102,7 @@ class Page(Generic[P]):
     keys: Sequence[Key]
     payload: P = field(repr=False)
     pass_no: int = 1
-    seq: int = 0  # the order in which its answer arrived, among all answers of the pull
+    seq: int = 0  # the order in which its answer arrived (its headers), among the client's
     _new: list[int] | None = field(default=None, repr=False)  # None: every task is new
 
     @property
@@ -141,7 +141,7 @@ class Source(Generic[P]):
     loop, ``decode`` turns bytes into the consumer's view, and ``combine`` joins consecutive
     pieces of a page into one (a page read in pieces around a task it cannot serve)."""
 
-    body: Callable[[int, int], Awaitable[bytes]]
+    body: Callable[[int, int], Awaitable[tuple[bytes, int]]]  # (bytes, answer order)
     decoded: Callable[..., Awaitable[Decoded[P]]]  # (page, size, retries=None)
     decode: PageDecoder[P]
     combine: PageCombiner[P]
@@ -187,10 +187,10 @@ class Pager(Generic[P]):
         self._boundaries: list[Boundary] = []  # adjacent pages that did not overlap
         self._samples: list[tuple[int, int]] = []  # (answer order, count) of pass-1 pages
         self._movement = 0  # the count's total movement over pass 1
-        self._seq = 0
         self._head_keys: tuple[Key, ...] = ()
         self._drift = False  # duplicates seen, or a count that moved
         self._unknown_count = False
+        self._useful_pages = 0  # pages that brought a new task
 
     # --- the whole pull -------------------------------------------------------------------
 
@@ -481,12 +481,14 @@ class Pager(Generic[P]):
         """Keep the boundary between two adjacent pages unless it is plainly whole: a task of
         the earlier page seen again at the start of the later one means the later page starts
         at or before the earlier one's end."""
-        if not before.keys or not after.keys or before.count is None or after.count is None:
+        if not before.keys or before.count is None or after.count is None:
             return
         if before.count != after.count:
             self._drift = True
-        if after.keys[0] in set(before.keys):
+        if after.keys and after.keys[0] in set(before.keys):
             return
+        # An empty later page is the end of the space: the boundary with it is kept too
+        # (no head anchors: its repair reads on to the end).
         self._boundaries.append(
             Boundary(
                 position=before.number * self._size,
@@ -544,7 +546,7 @@ class Pager(Generic[P]):
             self.stats.repairs += 1
             if decoded.count is not None:
                 self.stats.last_count = decoded.count
-            span = anchors_in(decoded.keys, boundary)
+            span = anchors_in(decoded.keys, boundary, reached_end=decoded.size < size)
             if span is None:
                 plan.missed(decoded.keys)
                 continue
@@ -647,6 +649,8 @@ class Pager(Generic[P]):
             page._new = None if len(part) == len(keys) else part
         stats.pages += 1
         stats.tasks += page.n_new
+        if page.n_new:
+            self._useful_pages += 1
         if only is None:
             stats.duplicates += page.size - page.n_new
             if page.size != page.n_new:
@@ -659,24 +663,23 @@ class Pager(Generic[P]):
         ceiling = self._max_requests
         if ceiling is None:
             # A documented multiple of the planned pages: 4 x planned + 8 x concurrency + 16.
-            ceiling = 4 * max(1, stats.planned_pages) + 8 * self._concurrency + 16
+            # Without a count, the pages that brought new tasks are the plan.
+            planned = stats.planned_pages
+            if self._unknown_count:
+                planned = max(planned, self._useful_pages)
+            ceiling = 4 * max(1, planned) + 8 * self._concurrency + 16
         if stats.requests > ceiling:
             stats.stopped = f"request ceiling of {ceiling} reached"
             raise _Stop
 
-    def _stamp(self) -> int:
-        self._seq += 1
-        return self._seq
-
     async def _fetch_body(self, number: int, size: int) -> Fetched:
         self._count_request()
-        body = await self._source.body(number, size)
-        return Fetched(number, body, self._stamp())
+        body, order = await self._source.body(number, size)
+        return Fetched(number, body, order)
 
     async def _request_decoded(self, number: int, size: int) -> Decoded[P]:
         self._count_request()
         decoded = await self._source.decoded(number, size)
-        decoded.seq = self._stamp()
         decoded.count = _count(decoded)
         return decoded
 

@@ -68,14 +68,14 @@ def stream_pages(
         loop = asyncio.get_running_loop()
         until = None if deadline is None else loop.time() + deadline
 
-        async def body(number: int, size: int) -> bytes:
-            checked = await requester.get(
+        async def body(number: int, size: int) -> tuple[bytes, int]:
+            checked, order = await requester.get_ordered(
                 url_for(number, size), _checked, page=number, stats=stats, deadline=until
             )
-            return checked.body
+            return checked.body, order
 
         async def decoded(number: int, size: int, retries: int | None = None) -> Decoded[P]:
-            return await requester.get(
+            result, order = await requester.get_ordered(
                 url_for(number, size),
                 decode,
                 page=number,
@@ -83,6 +83,8 @@ def stream_pages(
                 deadline=until,
                 max_retries=retries,
             )
+            result.seq = order
+            return result
 
         pager = Pager(
             Source(body, decoded, decode, combine),

@@ -86,11 +86,17 @@ class RepairPlan:
             self._shift -= self._margin  # the read started after the earlier page's end
         elif saw_tail and not saw_head:
             self._shift += self._margin
+        elif not saw_tail and not saw_head and not head and keys:
+            self._shift -= self._margin  # past the end's boundary: look earlier
 
 
-def anchors_in(keys: Sequence[Key], boundary: Boundary) -> tuple[int, int] | None:
+def anchors_in(
+    keys: Sequence[Key], boundary: Boundary, *, reached_end: bool = False
+) -> tuple[int, int] | None:
     """``(lo, hi)``: the indexes of ``keys`` strictly between the last task of the earlier
-    page and the first following task of the later one, if the response holds both."""
+    page and the first following task of the later one, if the response holds both. A later
+    page that was empty (the end of the space) has no anchor: then what follows the earlier
+    page's last task up to the end counts, if the response ``reached_end``."""
     tail, head = set(boundary.tail), set(boundary.head)
     hashes = [hash(k) for k in keys]
     last_tail = None
@@ -100,6 +106,8 @@ def anchors_in(keys: Sequence[Key], boundary: Boundary) -> tuple[int, int] | Non
             break
     if last_tail is None:
         return None
+    if not head:
+        return (last_tail + 1, len(keys)) if reached_end else None
     for j in range(last_tail + 1, len(hashes)):
         if hashes[j] in head:
             return last_tail + 1, j

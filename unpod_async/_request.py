@@ -71,14 +71,32 @@ class Requester:
         ``deadline`` is a loop time: waiting for a slot, a 429 pause or a backoff counts
         against it too. ``max_retries`` overrides the policy's for this request.
         """
+        result, _ = await self.get_ordered(
+            url, decode, page=page, stats=stats, deadline=deadline, max_retries=max_retries
+        )
+        return result
+
+    async def get_ordered(
+        self,
+        url: str,
+        decode: Callable[[bytes], T],
+        *,
+        page: int | None = None,
+        stats: RetryCounter | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+    ) -> tuple[T, int]:
+        """:meth:`get`, and the order in which the answer used arrived (its headers), among
+        all answers of the client."""
         loop = asyncio.get_running_loop()
         gate, transport, policy = self.gate, self.transport, self.policy
         if max_retries is not None and max_retries < policy.max_retries:
             policy = replace(policy, max_retries=max_retries)
         attempts = 0
+        order = 0
 
         async def attempt() -> T:
-            nonlocal attempts
+            nonlocal attempts, order
             attempts += 1
             ahead = attempts > 1  # a retry: the consumer waits for this very page
             if deadline is None:
@@ -99,7 +117,7 @@ class Requester:
                     if timeout <= 0:
                         raise DeadlineExceededError("deadline reached", url=url, page=page)
                 resp = await transport.get(url, self._request_headers, timeout=timeout, page=page)
-                status = resp.status
+                status, order = resp.status, resp.order
             finally:
                 gate.release(overloaded=status in (429, 503), answered=status != 0)
             return interpret(
@@ -120,6 +138,7 @@ class Requester:
                 asked = exc.retry_after
                 gate.pause(wait if asked is None else min(asked, policy.max_retry_after))
 
-        return await call_with_retries(
+        result = await call_with_retries(
             attempt, policy, page=page, clock=loop.time, deadline=deadline, on_retry=on_retry
         )
+        return result, order

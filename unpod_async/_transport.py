@@ -37,6 +37,7 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    order: int = 0  # when its headers arrived, among all answers of this transport
 
 
 class Transport:
@@ -59,6 +60,7 @@ class Transport:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        self._answers = 0
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -123,6 +125,10 @@ class Transport:
             allow_redirects=False,
             raise_for_status=False,  # statuses are ours to interpret, whatever the session says
         ) as resp:
+            # Numbered when the headers arrive: the closest the client sees to the order in
+            # which the server answered (a body's last byte can come later for a bigger one).
+            self._answers += 1
+            order = self._answers
             limit = self.max_response_bytes
             length = resp.content_length
             if length is not None and length > limit:
@@ -138,7 +144,7 @@ class Transport:
                         raise self._too_large(size, url, page)
                     chunks.append(chunk)
                 body = b"".join(chunks)
-            return Response(resp.status, resp.headers, body)
+            return Response(resp.status, resp.headers, body, order)
 
     def _too_large(self, size: int, url: str, page: int | None) -> ResponseTooLargeError:
         return ResponseTooLargeError(

@@ -1,25 +1,31 @@
 """The export writers: one per format, each taking the pages of a pull as they arrive.
 
-JSONL passes each task's own bytes through (``msgspec.Raw``): every field the server sent,
-unknown ones included. CSV flattens the typed tasks into a fixed header of dotted columns;
-Parquet keeps them nested, written a row group at a time. Each format also knows how to read
-back the keys of a partial file it wrote, for a resumed export.
+Every writer is given the tasks' own bytes (``msgspec.Raw``). JSONL passes them through: every
+field the server sent, unknown ones included. CSV flattens each task into a fixed header of
+dotted columns and Parquet keeps it nested, both from the task's JSON and both with an
+``extra`` column for whatever no column holds (``_columns``), so no format loses a field. Each
+writer applies the client-side filters (:meth:`TaskFilter.select`) to the tasks the pager
+marks new; each format also knows how to read back the keys of a partial file it wrote, for a
+resumed export.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import msgspec
 
-from ._decode import KEYS_DECODER, TASKS_DECODER
+from ._columns import CSV_HEADER, csv_row, parquet_row, parquet_schema, unguard
+from ._decode import KEYS_DECODER, RawTasks, task_key
 from ._errors import ExportError
-from ._models import Task
+from ._lenient import as_key
 from ._paging import Page
+from ._params import NO_FILTER, TaskFilter
 from ._seen import SeenKeys
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "JsonlWriter",
     "ParquetWriter",
     "Writer",
+    "WriterOptions",
     "require_pyarrow",
     "seen_from_csv",
     "seen_from_jsonl",
@@ -36,6 +43,17 @@ __all__ = [
 ]
 
 PARQUET_ROWS = 10_000  # rows per Parquet row group: bounded memory, good compression
+
+_ANY = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOptions:
+    """What the writers are told beyond the pages: the filter whose client-side part they
+    apply, and whether CSV cells are guarded against formulas."""
+
+    where: TaskFilter = field(default=NO_FILTER)
+    csv_formula_guard: bool = True
 
 
 class Writer(Protocol):
@@ -47,14 +65,36 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
+def selected_raws(page: Page[RawTasks], where: TaskFilter) -> Sequence[msgspec.Raw]:
+    """The new tasks of ``page`` that pass the client-side filters, as the server's bytes.
+
+    The one place the exports apply the filter: after deduplication, on the keys view the
+    page was decoded with anyway (no task is parsed for it).
+    """
+    payload = page.payload
+    raws = page.select(payload.data)
+    if not where.client_side:
+        return raws
+    return where.select(raws, page.select(payload.statuses), page.select(payload.created))
+
+
+def _decoded(raws: Sequence[msgspec.Raw]) -> list[Any]:
+    """The tasks as plain JSON values, in one decode call."""
+    if not raws:
+        return []
+    decoded: list[Any] = _ANY.decode(b"[" + b",".join(raws) + b"]")
+    return decoded
+
+
 class JsonlWriter:
     """One task per line, exactly the bytes the server sent (compacted if it pretty-printed)."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], options: WriterOptions | None = None) -> None:
         self._out = out
+        self._where = (options or WriterOptions()).where
 
     def write(self, page: Page[Any]) -> int:
-        raws: Sequence[Any] = page.select(page.payload.data)
+        raws: Sequence[Any] = selected_raws(page, self._where)
         if not raws:
             return 0
         if page.payload.multiline:
@@ -70,88 +110,15 @@ class JsonlWriter:
         pass
 
 
-def _transcript_text(task: Task) -> str:
-    if task.output is None:
-        return ""
-    return "\n".join(f"{turn.role}: {turn.content}" for turn in task.output.transcript)
-
-
-_json = msgspec.json.Encoder()
-
-
-def _as_json(value: object) -> str:
-    return "" if value is None else _json.encode(value).decode()
-
-
-def _cell(value: object) -> object:
-    return "" if value is None else value
-
-
-def _path(path: str) -> Callable[[Task], object]:
-    """A getter for a dotted column: ``output.user_info.name`` -> task.output.user_info.name."""
-    names = ["id" if name == "_id" else name for name in path.split(".")]
-
-    def get(task: Task) -> object:
-        value: object = task
-        for name in names:
-            if value is None:
-                return None
-            value = getattr(value, name)
-        return value
-
-    return get
-
-
-# The header is fixed (not derived from the data), so it never changes between runs.
-CSV_HEADER = [
-    "_id",
-    "task_id",
-    "run_id",
-    "status",
-    "run_mode",
-    "execution_type",
-    "assignee",
-    "ref_id",
-    "created",
-    "modified",
-    "scheduled_timestamp",
-    "retry_attempt",
-    "task.objective",
-    "task.instructions",
-    "input",
-    *(
-        f"output.{name}"
-        for name in (
-            "call_id",
-            "call_type",
-            "call_status",
-            "duration",
-            "start_time",
-            "end_time",
-            "recording_url",
-            "cost",
-            "transcript",
-        )
-    ),
-    *(
-        f"output.post_call_data.{name}"
-        for name in ("summary", "outcome", "sentiment", "follow_up_required", "classification")
-    ),
-    *(f"output.user_info.{name}" for name in ("name", "contact_number", "email")),
-]
-_classification = _path("output.post_call_data.classification")
-_SPECIAL: dict[str, Callable[[Task], object]] = {
-    "input": lambda t: _as_json(t.input),
-    "output.transcript": _transcript_text,
-    "output.post_call_data.classification": lambda t: _as_json(_classification(t)),
-}
-CSV_COLUMNS = [(name, _SPECIAL.get(name) or _path(name)) for name in CSV_HEADER]
-
-
 class CsvWriter:
     """One row per task, nested fields as dotted columns; UTF-8 with a BOM for spreadsheets."""
 
-    def __init__(self, out: IO[bytes], *, header: bool) -> None:
+    def __init__(
+        self, out: IO[bytes], *, header: bool, options: WriterOptions | None = None
+    ) -> None:
+        options = options or WriterOptions()
+        self._where = options.where
+        self._guarded = options.csv_formula_guard
         self._text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
         self._csv = csv.writer(self._text)
         if header:
@@ -159,9 +126,9 @@ class CsvWriter:
             self._csv.writerow(CSV_HEADER)
 
     def write(self, page: Page[Any]) -> int:
-        tasks: Sequence[Task] = page.select(page.payload.data)
-        getters = [get for _, get in CSV_COLUMNS]
-        self._csv.writerows([_cell(get(task)) for get in getters] for task in tasks)
+        tasks = _decoded(selected_raws(page, self._where))
+        guarded = self._guarded
+        self._csv.writerows([csv_row(task, guarded=guarded) for task in tasks])
         self._text.flush()
         return len(tasks)
 
@@ -184,94 +151,28 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
-def parquet_schema(pa: Any) -> Any:
-    text = pa.string()
-    turn = pa.struct([("role", text), ("content", text), ("timestamp", text)])
-    return pa.schema(
-        [
-            ("_id", text),
-            ("task_id", text),
-            ("run_id", text),
-            ("status", text),
-            ("run_mode", text),
-            ("execution_type", text),
-            ("assignee", text),
-            ("ref_id", text),
-            ("task", pa.struct([("objective", text), ("instructions", text)])),
-            ("input", text),
-            (
-                "output",
-                pa.struct(
-                    [
-                        ("call_id", text),
-                        ("call_type", text),
-                        ("call_status", text),
-                        ("duration", pa.float64()),
-                        ("start_time", text),
-                        ("end_time", text),
-                        ("recording_url", text),
-                        ("cost", pa.float64()),
-                        ("transcript", pa.list_(turn)),
-                        (
-                            "post_call_data",
-                            pa.struct(
-                                [
-                                    ("summary", text),
-                                    ("outcome", text),
-                                    ("sentiment", text),
-                                    ("follow_up_required", pa.bool_()),
-                                    ("classification", text),
-                                ]
-                            ),
-                        ),
-                        (
-                            "user_info",
-                            pa.struct([("name", text), ("contact_number", text), ("email", text)]),
-                        ),
-                    ]
-                ),
-            ),
-            ("created", text),
-            ("modified", text),
-            ("scheduled_timestamp", text),
-            ("retry_attempt", pa.int64()),
-        ]
-    )
-
-
-def _parquet_row(task: Task) -> dict[str, Any]:
-    row: dict[str, Any] = msgspec.to_builtins(task)
-    row["input"] = None if task.input is None else _as_json(task.input)
-    if task.scheduled_timestamp is not None:
-        row["scheduled_timestamp"] = str(task.scheduled_timestamp)
-    output = row.get("output")
-    if output and output.get("post_call_data"):
-        data = output["post_call_data"]
-        if data.get("classification") is not None:
-            data["classification"] = _as_json(data["classification"])
-    return row
-
-
 class ParquetWriter:
     """Nested structs kept as structs, written in row groups as pages arrive."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], options: WriterOptions | None = None) -> None:
         pa = require_pyarrow()
         import pyarrow.parquet as pq
 
         self._pa = pa
+        self._where = (options or WriterOptions()).where
         self._schema = parquet_schema(pa)
         self._writer = pq.ParquetWriter(out, self._schema, compression="zstd")
         self._rows: list[dict[str, Any]] = []
 
-    def write_tasks(self, tasks: Sequence[Task]) -> int:
-        self._rows.extend(_parquet_row(task) for task in tasks)
+    def write_tasks(self, tasks: Sequence[Any]) -> int:
+        """Add ``tasks`` (each task's JSON as plain values)."""
+        self._rows.extend(parquet_row(task) for task in tasks)
         if len(self._rows) >= PARQUET_ROWS:
             self._flush()
         return len(tasks)
 
     def write(self, page: Page[Any]) -> int:
-        return self.write_tasks(page.select(page.payload.data))
+        return self.write_tasks(_decoded(selected_raws(page, self._where)))
 
     def _flush(self) -> None:
         if self._rows:
@@ -288,10 +189,13 @@ class ParquetWriter:
 
 
 def spool_to_parquet(spool: Path, out: IO[bytes]) -> None:
-    """Convert a JSONL spool (a resumable Parquet export) to Parquet, a row group at a time."""
+    """Convert a JSONL spool (a resumable Parquet export) to Parquet, a row group at a time.
+
+    The spool holds only what passed the filters already.
+    """
     writer = ParquetWriter(out)
     for batch in line_batches(spool):
-        writer.write_tasks(TASKS_DECODER.decode(batch))
+        writer.write_tasks(_ANY.decode(batch))
     writer.close()
 
 
@@ -326,11 +230,32 @@ def whole_pages(path: Path, size: int, page_size: int) -> tuple[int, int]:
 def seen_from_jsonl(path: Path, offset: int) -> SeenKeys:
     seen = SeenKeys()
     for batch in line_batches(path, offset):
-        seen.add_page([k.task_id or k.id for k in KEYS_DECODER.decode(batch)])
+        seen.add_page([task_key(k) for k in KEYS_DECODER.decode(batch)])
     return seen
 
 
-def seen_from_csv(path: Path, offset: int) -> SeenKeys:
+_KEY_FIELDS = ("task_id", "_id", "id")
+
+
+def _csv_key(row: list[str], columns: list[int], extra: int, guarded: bool) -> str | None:
+    """A CSV row's dedupe key, the same as the raw view's (``task_key``) when it was written:
+    a key column's cell, or its exact value from ``extra`` when the cell could not hold it."""
+    held: Any = None
+    cell = row[extra] if extra < len(row) else ""
+    if cell and any(f'"{name}"' in cell for name in _KEY_FIELDS):
+        held = _ANY.decode(cell)
+    for name, index in zip(_KEY_FIELDS, columns, strict=True):
+        if isinstance(held, dict) and name in held:
+            key = as_key(held[name])
+        else:
+            value = row[index] if index < len(row) else ""
+            key = (unguard(value) if guarded else value) or None
+        if key is not None:
+            return key
+    return None
+
+
+def seen_from_csv(path: Path, offset: int, *, formula_guard: bool = True) -> SeenKeys:
     seen = SeenKeys()
     with path.open("rb") as raw:
         data = raw.read(offset)
@@ -338,6 +263,7 @@ def seen_from_csv(path: Path, offset: int) -> SeenKeys:
     header = next(reader, None)
     if header != CSV_HEADER:
         raise ExportError(f"cannot resume: {path} does not start with the expected CSV header")
-    id_col, task_col = CSV_HEADER.index("_id"), CSV_HEADER.index("task_id")
-    seen.add_page([row[task_col] or row[id_col] or None for row in reader])
+    columns = [CSV_HEADER.index(name) for name in _KEY_FIELDS]
+    extra = CSV_HEADER.index("extra")
+    seen.add_page([_csv_key(row, columns, extra, formula_guard) for row in reader])
     return seen

@@ -33,7 +33,7 @@ from ._commands import (
 )
 from ._errors import UnpodError
 from ._export import FORMATS
-from ._params import BASE_URL_ENV, ORG_ENV, TOKEN_ENV
+from ._params import AUTH_SCHEME_ENV, AUTH_SCHEMES, BASE_URL_ENV, ORG_ENV, TOKEN_ENV
 from ._redact import Redactor
 from ._version import __version__
 
@@ -199,6 +199,13 @@ def _global_options(*, suppress: bool) -> _Parser:
         help=f"API base URL (default: ${BASE_URL_ENV}, else https://unpod.ai)",
     )
     opts.add_argument(
+        "--auth-scheme",
+        default=default,
+        metavar="SCHEME",
+        help=f"Authorization scheme: {', '.join(AUTH_SCHEMES)} (default: ${AUTH_SCHEME_ENV}, "
+        "else Token; the spaces and organizations views may need JWT or Bearer)",
+    )
+    opts.add_argument(
         "--concurrency",
         type=_positive_int,
         default=default,
@@ -235,16 +242,40 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
         "--status",
         action="append",
         metavar="S",
-        help="only tasks with this status (repeatable, or a comma list: completed,failed)",
-    )
-    filters.add_argument("--call-type", choices=("inbound", "outbound"), help="only this kind")
-    filters.add_argument(
-        "--since", type=parse_date, metavar="DATE", help="created at or after DATE"
+        help="only tasks with this status of their own (repeatable, or a comma list: "
+        "completed,failed); checked on each task, the server has no such filter",
     )
     filters.add_argument(
-        "--until", type=parse_date, metavar="DATE", help="created at or before DATE"
+        "--outcome",
+        action="append",
+        metavar="LABEL",
+        help="only calls with this outcome label (repeatable, or a comma list: "
+        "'Interested,Call Back'); the server's own status filter",
     )
-    filters.add_argument("--search", metavar="TEXT", help="free-text search")
+    filters.add_argument(
+        "--call-type",
+        metavar="TYPE",
+        help="inbound or outbound (provider variants included), or any exact value",
+    )
+    filters.add_argument(
+        "--since",
+        type=parse_date,
+        metavar="DATE",
+        help="created at or after DATE (the server reads it in its own time zone; each task "
+        "is checked again in UTC)",
+    )
+    filters.add_argument(
+        "--until", type=parse_date, metavar="DATE", help="created at or before DATE (likewise)"
+    )
+    search = filters.add_mutually_exclusive_group()
+    search.add_argument(
+        "--search", metavar="TEXT", help="the contact's name or phone contains TEXT"
+    )
+    search.add_argument(
+        "--search-pattern", metavar="REGEX", help="the same, with a regular expression"
+    )
+    filters.add_argument("--thread-id", metavar="ID", help="only tasks of this thread")
+    filters.add_argument("--user-id", metavar="ID", help="only tasks of this user")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--deadline", type=_positive_float, metavar="SECONDS", help="give up after this long"
+    )
+    export.add_argument(
+        "--no-csv-formula-guard",
+        dest="csv_formula_guard",
+        action="store_false",
+        help="write CSV cells as they are (by default a cell starting with = + - @ gets a ' "
+        "in front, so that a spreadsheet does not run it as a formula)",
     )
     _add_filters(export)
     export.set_defaults(handler=_commands.run_export)
@@ -360,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fill_defaults(args: argparse.Namespace) -> None:
     """Global options given nowhere: the values argparse left out (see ``_global_options``)."""
-    for name in ("token", "org_handle", "base_url", "concurrency", "timeout", "max_retries"):
+    names = ("token", "org_handle", "base_url", "auth_scheme", "concurrency", "timeout")
+    for name in (*names, "max_retries"):
         if not hasattr(args, name):
             setattr(args, name, None)
     if not hasattr(args, "verbose"):

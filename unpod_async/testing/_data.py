@@ -1,9 +1,17 @@
-"""Deterministic generation of fake Unpod tasks.
+"""Deterministic generation of fake Unpod tasks, in two shapes.
 
 Every task is a pure function of ``(seed, serial)``: ``serial`` numbers tasks in creation order
 (0 is the oldest), so the server order (newest first) is descending serial. The cheap fields that
-the simulator filters on (``task_id``, ``status``, ``call_type``, ``created``, ``input.name``) are
-drawn first; the full document is rendered to JSON bytes on demand and cached by the caller.
+the simulator filters on (``task_id``, ``status``, ``call_type``, ``created``, ``input.name``, the
+outcome label) are drawn first; the full document is rendered to JSON bytes on demand and cached
+by the caller.
+
+:func:`real_task_document` is shaped like what the real backend sends (see the project's API
+notes): top-level ``user_info`` and ``thread_id``, ``id`` / ``_id`` / neither, timestamps without
+a zone, native and provider-shaped outputs side by side, ``post_call_data.summary`` as an object
+carrying the outcome label (sometimes the docs' string form), and the type variants the real
+payloads carry (``"duration": "45"``, ``"transcript": null``). :func:`task_document` is the
+earlier, simpler shape (``Simulator(legacy_shapes=True)``).
 """
 
 from __future__ import annotations
@@ -16,16 +24,25 @@ import msgspec
 
 __all__ = [
     "BASE_EPOCH",
+    "OUTCOME_LABELS",
+    "SPACE_ID",
+    "USERS",
     "TaskRecord",
     "iso8601",
     "make_record",
     "object_id",
+    "phone_of",
+    "real_task_document",
+    "render_real_task",
     "render_task",
     "task_document",
+    "thread_id_of",
 ]
 
 #: ``created`` of serial 0: 2026-01-01T00:00:00Z. Each later task is created one minute later.
 BASE_EPOCH: Final = 1_767_225_600
+#: The ``space_id`` every task of the simulated space carries.
+SPACE_ID: Final = 4242
 
 _STATUSES: Final = (
     ("completed", 70),
@@ -249,15 +266,19 @@ def _turn_prefixes(role: str, lines: tuple[str, ...]) -> tuple[bytes, ...]:
     )
 
 
-_OPENER_TURNS: Final = _turn_prefixes("agent", _expand(_AGENT_OPENERS, 1))
-_AGENT_TURNS: Final = _turn_prefixes("agent", _expand(_AGENT_LINES, 8))
-_USER_TURNS: Final = _turn_prefixes("user", _expand(_USER_LINES, 8))
+_OPENER_LINES: Final = _expand(_AGENT_OPENERS, 1)
+_AGENT_LINE_VARIANTS: Final = _expand(_AGENT_LINES, 8)
+_USER_LINE_VARIANTS: Final = _expand(_USER_LINES, 8)
+_OPENER_TURNS: Final = _turn_prefixes("agent", _OPENER_LINES)
+_AGENT_TURNS: Final = _turn_prefixes("agent", _AGENT_LINE_VARIANTS)
+_USER_TURNS: Final = _turn_prefixes("user", _USER_LINE_VARIANTS)
 _NAME_SLOT: Final = b"{name}"
 
 _DAY_PREFIX: dict[int, str] = {}
 _DAY_PREFIX_B: dict[int, bytes] = {}
 _TIME_OF_DAY: list[str] = []
 _TURN_TAILS: list[bytes] = []
+_NAIVE_TURN_TAILS: list[bytes] = []
 
 
 def _day_prefix(day: int) -> str:
@@ -275,6 +296,7 @@ def _time_of_day() -> list[str]:
             f"{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
         )
         _TURN_TAILS.extend(f'{t}"}}'.encode() for t in _TIME_OF_DAY)
+        _NAIVE_TURN_TAILS.extend(f'{t[:-1]}"}}'.encode() for t in _TIME_OF_DAY)
     return _TIME_OF_DAY
 
 
@@ -284,10 +306,80 @@ def iso8601(ts: int) -> str:
     return _day_prefix(day) + _time_of_day()[sod]
 
 
-class TaskRecord:
-    """What the simulator keeps per task: filterable fields plus the cached JSON bytes."""
+def naive_iso(ts: int) -> str:
+    """Epoch seconds as ``YYYY-MM-DDTHH:MM:SS``, without a zone, as the backend writes them."""
+    day, sod = divmod(ts, 86_400)
+    return _day_prefix(day) + _time_of_day()[sod][:-1]
 
-    __slots__ = ("call_type", "created", "name", "raw", "search_key", "serial", "status", "task_id")
+
+def _spaced(ts: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS``, the call executor's form."""
+    day, sod = divmod(ts, 86_400)
+    return _day_prefix(day)[:-1] + " " + _time_of_day()[sod][:-1]
+
+
+#: The call-outcome labels a real-shaped task's ``post_call_data.summary.status`` carries
+#: (index 0: none). The server's ``status`` filter matches these.
+OUTCOME_LABELS: Final = (
+    None,
+    "Interested",
+    "Call Back",
+    "Not Interested",
+    "Not Connected",
+    "Voicemail",
+    "Do Not Call",
+    "Wrong Number",
+)
+_COMPLETED_LABELS: Final = _table(
+    (
+        ("Interested", 30),
+        ("Call Back", 22),
+        ("Not Interested", 25),
+        ("Voicemail", 10),
+        ("Do Not Call", 6),
+        ("Wrong Number", 7),
+    )
+)
+_LABEL_INDEX: Final = {label: i for i, label in enumerate(OUTCOME_LABELS) if label}
+
+#: The platform users behind the tasks (a real-shaped task's top-level ``user`` and
+#: ``user_info``).
+USERS: Final = (
+    {
+        "id": 17,
+        "email": "dana.ops@demo.example",
+        "full_name": "Dana Ops",
+        "user_token": "usr_9f2c1a7e5b",
+        "location": "Bengaluru, India",
+    },
+    {
+        "id": 23,
+        "email": "li.wei@demo.example",
+        "full_name": "李 Wei",
+        "user_token": "usr_41b8d0c3aa",
+        "location": None,
+    },
+    {
+        "id": 42,
+        "email": "sam.oneil@demo.example",
+        "full_name": "Sam O'Neil",
+        "user_token": "usr_c07e55aa19",
+        "location": "Toronto, Canada",
+    },
+)
+
+_NAMES: dict[tuple[int, int], str] = {}
+
+
+class TaskRecord:
+    """What the simulator keeps per task: filterable fields plus the cached JSON bytes.
+
+    ``bits`` packs the real shape's filterable draws in a small int (no allocation): the
+    outcome label's index in :data:`OUTCOME_LABELS` (bits 0-2), a provider-shaped output
+    (bit 3), the user's index in :data:`USERS` (bits 4-5).
+    """
+
+    __slots__ = ("bits", "call_type", "created", "name", "raw", "serial", "status", "task_id")
 
     def __init__(
         self,
@@ -297,6 +389,7 @@ class TaskRecord:
         status: str,
         call_type: str | None,
         name: str,
+        bits: int = 0,
     ) -> None:
         self.serial = serial
         self.created = created
@@ -304,8 +397,16 @@ class TaskRecord:
         self.status = status
         self.call_type = call_type
         self.name = name
-        self.search_key = f"{name}\n{task_id}".lower()
+        self.bits = bits
         self.raw: bytes | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        return OUTCOME_LABELS[self.bits & 7]
+
+    @property
+    def user(self) -> dict[str, Any]:
+        return USERS[(self.bits >> 4) & 3]
 
 
 # Every task draws its randomness from BLAKE2b of (seed, serial): random access, no RNG objects
@@ -335,9 +436,13 @@ class _Head:
         self.task_id = "T" + d[:16].hex()
         status = _STATUS_TABLE[d[17] % len(_STATUS_TABLE)]
         self.status = status
-        self.first = _FIRST[d[18] % len(_FIRST)]
-        self.last = _LAST[d[19] % len(_LAST)]
-        self.name = f"{self.first[0]} {self.last[0]}"
+        first, last = d[18] % len(_FIRST), d[19] % len(_LAST)
+        self.first = _FIRST[first]
+        self.last = _LAST[last]
+        name = _NAMES.get((first, last))
+        if name is None:  # one string per name, shared by every record that has it
+            name = _NAMES[first, last] = f"{self.first[0]} {self.last[0]}"
+        self.name = name
         if status == "pending":
             has_output = d[20] < 77  # ~30% have an output
         elif status == "in_progress":
@@ -351,10 +456,73 @@ class _Head:
             self.call_type = None
 
 
-def make_record(seed: int, serial: int) -> TaskRecord:
-    """Build the cheap per-task record (no JSON rendering)."""
-    head = _Head(_head_stream(seed, serial), serial)
-    return TaskRecord(serial, head.created, head.task_id, head.status, head.call_type, head.name)
+class _RealHead(_Head):
+    """The draws of a real-shaped task that its record keeps (from bytes 52-63; the legacy
+    body uses 24-51, so both shapes share their ids, names, statuses and dates)."""
+
+    __slots__ = ("bits", "docs_form", "label", "provider", "user")
+
+    def __init__(self, d: bytes, serial: int) -> None:
+        super().__init__(d, serial)
+        status = self.status
+        self.provider = self.has_output and d[52] < 64  # ~25% of outputs
+        label: str | None = None
+        self.docs_form = False
+        if self.has_output and not self.provider:
+            if status == "completed":
+                label = _COMPLETED_LABELS[d[53] % len(_COMPLETED_LABELS)]
+            elif status == "partially_completed":
+                label = "Call Back"
+            elif status == "failed":
+                label = "Not Connected"
+            if label is not None and d[57] < 26:  # ~10%: the docs' form, a string summary
+                self.docs_form = True
+        self.label = label
+        self.user = d[54] % len(USERS)
+        if self.provider:
+            self.call_type = "outboundPhoneCall" if d[21] < 192 else "inboundPhoneCall"
+        filterable = _LABEL_INDEX[label] if label is not None and not self.docs_form else 0
+        self.bits = filterable | (self.provider << 3) | (self.user << 4)
+
+
+def make_record(seed: int, serial: int, *, real: bool = False) -> TaskRecord:
+    """Build the cheap per-task record (no JSON rendering); ``real`` for the real shape."""
+    d = _head_stream(seed, serial)
+    if not real:
+        head = _Head(d, serial)
+        return TaskRecord(
+            serial, head.created, head.task_id, head.status, head.call_type, head.name
+        )
+    real_head = _RealHead(d, serial)
+    return TaskRecord(
+        serial,
+        real_head.created,
+        real_head.task_id,
+        real_head.status,
+        real_head.call_type,
+        real_head.name,
+        real_head.bits,
+    )
+
+
+def phone_of(seed: int, serial: int) -> str:
+    """The contact's phone number (``input.phone``, ``output.contact_number``)."""
+    return _phone(_head_stream(seed, serial))
+
+
+def _phone(d: bytes) -> str:
+    return f"+1555{int.from_bytes(d[27:30], 'big') % 10_000_000:07d}"
+
+
+def thread_id_of(seed: int, serial: int) -> str | None:
+    """A real-shaped task's ``thread_id``: shared by runs of three tasks, null for ~20%."""
+    return _thread_id(seed, serial, _head_stream(seed, serial))
+
+
+def _thread_id(seed: int, serial: int, d: bytes) -> str | None:
+    if d[55] < 51:
+        return None
+    return "th_" + hashlib.blake2b(b"thread:%d:%d" % (seed, serial // 3), digest_size=8).hexdigest()
 
 
 def object_id(seed: int, serial: int, created: int) -> str:
@@ -377,7 +545,7 @@ def task_document(seed: int, serial: int, *, strip_ids: bool = False) -> dict[st
         f"{head.first[1]}.{head.last[1]}{(d[24] << 8 | d[25]) % 1000}"
         f"@{_DOMAINS[d[26] % len(_DOMAINS)]}"
     )
-    phone = f"+1555{int.from_bytes(d[27:30], 'big') % 10_000_000:07d}"
+    phone = _phone(d)
     custom: dict[str, Any] = {"tier": _TIERS[d[30] % len(_TIERS)], "visits": d[31] % 12}
     if d[32] < 51:
         custom["company"] = _COMPANIES[d[33] % len(_COMPANIES)]
@@ -489,3 +657,266 @@ def task_document(seed: int, serial: int, *, strip_ids: bool = False) -> dict[st
 def render_task(seed: int, serial: int, *, strip_ids: bool = False) -> bytes:
     """The task's exact JSON bytes."""
     return _encode(task_document(seed, serial, strip_ids=strip_ids))
+
+
+# --- the real shape -------------------------------------------------------------------------
+
+_TS_KEY: Final = b'"timestamp":"'
+_NULL_SPEAKER: Final = b'"user_id":null,' + _TS_KEY
+
+
+def _speaker_prefixes(role: str, lines: tuple[str, ...], speaker: bytes) -> tuple[bytes, ...]:
+    """Pre-encoded ``{"role":..,"content":..,"user_id":<speaker>`` fragments."""
+    return tuple(p[: -len(_TS_KEY)] + speaker for p in _turn_prefixes(role, lines))
+
+
+# Assistant turns end with their (null) speaker and the timestamp key; user turns with the
+# "user_id" key, the contact's number following at render time.
+_REAL_OPENERS: Final = _speaker_prefixes("assistant", _OPENER_LINES, _NULL_SPEAKER)
+_REAL_AGENT: Final = _speaker_prefixes("assistant", _AGENT_LINE_VARIANTS, _NULL_SPEAKER)
+_REAL_USER: Final = _speaker_prefixes("user", _USER_LINE_VARIANTS, b'"user_id":')
+_END_REASONS: Final = (
+    "customer-ended-call",
+    "assistant-ended-call",
+    "silence-timed-out",
+    "voicemail",
+)
+_OUTCOME_WORDS: Final = {
+    "Interested": "interested",
+    "Call Back": "callback",
+    "Not Interested": "not_interested",
+    "Not Connected": "no_answer",
+    "Voicemail": "voicemail",
+    "Do Not Call": "do_not_call",
+    "Wrong Number": "wrong_number",
+}
+_CAMPAIGNS: Final = ("spring-2026", "renewals", "win-back", "onboarding")
+_EVAL_REASONS: Final = (
+    "Objective met; the customer confirmed.",
+    "Customer declined; handled politely.",
+    "Could not verify identity.",
+    "Callback agreed for a later time.",
+)
+
+IdStyle = str  # "mixed", "_id", "id" or "none"
+
+
+def _real_turns(d: bytes, start: int, first_name: str, phone: str) -> tuple[bytes, int]:
+    """The call executor's transcript (assistant/user turns, zone-less timestamps) as JSON
+    bytes, and the second the call ended."""
+    _time_of_day()
+    name_json = _encode(first_name)[1:-1]
+    speaker = _encode(phone) + b"," + _TS_KEY
+    tails = _NAIVE_TURN_TAILS
+    day, sod = divmod(start, 86_400)
+    _day_prefix(day)
+    day_b = _DAY_PREFIX_B[day]
+    opener = _REAL_OPENERS[d[38] % len(_REAL_OPENERS)].replace(_NAME_SLOT, name_json)
+    parts = [opener + day_b + tails[sod]]
+    sod += 2 + d[64] % 20
+    turns = 4 + d[37] % 9
+    for i in range(1, turns):
+        if sod >= 86_400:
+            day += 1
+            sod -= 86_400
+            _day_prefix(day)
+            day_b = _DAY_PREFIX_B[day]
+        pick = d[64 + i]
+        if i & 1:
+            turn = _REAL_USER[pick % len(_REAL_USER)] + speaker
+        else:
+            turn = _REAL_AGENT[pick % len(_REAL_AGENT)]
+        if _NAME_SLOT in turn:
+            turn = turn.replace(_NAME_SLOT, name_json)
+        parts.append(turn + day_b + tails[sod])
+        sod += 2 + d[80 + i] % 20
+    return b"[" + b",".join(parts) + b"]", day * 86_400 + sod
+
+
+def _provider_transcript(d: bytes, first_name: str) -> str:
+    """A provider's transcript: one string, ``AI:`` / ``User:`` lines."""
+    lines = [f"AI: {_OPENER_LINES[d[38] % len(_OPENER_LINES)]}"]
+    for i in range(1, 4 + d[37] % 9):
+        pick = d[64 + i]
+        if i & 1:
+            lines.append(f"User: {_USER_LINE_VARIANTS[pick % len(_USER_LINE_VARIANTS)]}")
+        else:
+            lines.append(f"AI: {_AGENT_LINE_VARIANTS[pick % len(_AGENT_LINE_VARIANTS)]}")
+    return "\n".join(lines).replace("{name}", first_name)
+
+
+def _uuid(b: bytes) -> str:
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _post_call_data(
+    d: bytes, head: _RealHead, phone: str, start: int, summary: str
+) -> dict[str, Any] | None:
+    label = head.label
+    if label is None:
+        return None
+    classification = {
+        "label": _LABELS[d[44] % len(_LABELS)],
+        "confidence": 0.5 + (d[45] % 50) / 100,
+    }
+    if head.docs_form:
+        return {
+            "summary": summary,
+            "outcome": _OUTCOME_WORDS[label],
+            "sentiment": _SENTIMENTS[d[42] % len(_SENTIMENTS)],
+            "classification": classification,
+        }
+    callback = label == "Call Back"
+    hours = 2 + d[61] % 46 if callback else None
+    data: dict[str, Any] = {
+        "classification": classification,
+        "summary": {
+            "status": label,
+            "summary": summary,
+            "name": head.name,
+            "contact": phone,
+            "callback_datetime": _spaced(start + hours * 3600) if hours is not None else None,
+            "hours_from_now": hours,
+        },
+        "success_evaluator": {
+            "success": label in ("Interested", "Call Back"),
+            "reason": _EVAL_REASONS[d[62] % len(_EVAL_REASONS)],
+        },
+        "follow_up": {"required": callback or d[43] < 60, "channel": ("call", "email")[d[43] & 1]},
+        "call_evaluation": {"score": 1 + d[63] % 10, "notes": None},
+        "profile_summary": f"{head.first[0]}, {_TIERS[d[30] % len(_TIERS)]} customer.",
+        "realtime_agent_evaluation": None,
+        "structured_data": {"units": 1 + d[31] % 9, "window": ("morning", "afternoon")[d[33] & 1]},
+    }
+    if callback and d[61] & 1:
+        data["redial"] = {"attempt": 1 + d[51] % 3, "scheduled": True}
+    return data
+
+
+def real_task_document(
+    seed: int, serial: int, *, ids: IdStyle = "mixed", poisoned: bool = False
+) -> dict[str, Any]:
+    """The task as the real backend sends it, as a JSON-ready dict.
+
+    ``ids``: ``"mixed"`` (per task: ``id`` for about half, ``_id`` for a third, neither for
+    the rest), ``"_id"``, ``"id"`` or ``"none"``. ``poisoned`` gives it what makes the real
+    server's response model refuse it (``execution_type: null``).
+    """
+    d = _body_stream(seed, serial)
+    head = _RealHead(d, serial)
+    created = head.created
+    status = head.status
+    first_name = head.first[0]
+    phone = _phone(d)
+    email = (
+        f"{head.first[1]}.{head.last[1]}{(d[24] << 8 | d[25]) % 1000}"
+        f"@{_DOMAINS[d[26] % len(_DOMAINS)]}"
+    )
+    user_input: dict[str, Any] = {
+        "name": head.name,
+        "phone": phone,
+        "email": email,
+        "notes": _NOTES[d[34] % len(_NOTES)],
+    }
+    if d[32] < 51:
+        user_input["company"] = _COMPANIES[d[33] % len(_COMPANIES)]
+    elif d[32] < 77:
+        user_input["language"] = _LANGUAGES[d[33] % len(_LANGUAGES)]
+    summary = _SUMMARIES[d[40] % len(_SUMMARIES)]
+    call_id = "call_" + d[96:104].hex()
+    recording = f"https://recordings.example/{SPACE_ID}/{call_id}.mp3"
+    end = created
+    output: dict[str, Any]
+    if not head.has_output:
+        output = {}
+    elif head.provider:
+        start = created + 30 + (d[35] << 8 | d[36]) % 600
+        end = start + 20 + (d[39] << 1)
+        output = {
+            "id": _uuid(d[96:112]),
+            "type": head.call_type,
+            "status": "ended" if status != "in_progress" else "in-progress",
+            "endedReason": _END_REASONS[d[41] % len(_END_REASONS)],
+            "startedAt": iso8601(start)[:-1] + ".000Z",
+            "endedAt": iso8601(end)[:-1] + ".000Z",
+            "transcript": _provider_transcript(d, first_name),
+            "summary": summary,
+            "recordingUrl": recording,
+            "cost": round((end - start) * 0.0015, 4),
+        }
+    else:
+        start = created + 30 + (d[35] << 8 | d[36]) % 600
+        transcript: msgspec.Raw | None
+        if head.label == "Not Connected":
+            transcript = None if d[59] < 160 else msgspec.Raw(b"[]")
+            end = start + 25
+            duration: float | str = 0.0
+            reason = "customer-did-not-answer"
+        else:
+            raw, end = _real_turns(d, start, first_name, phone)
+            transcript = msgspec.Raw(raw)
+            duration = float(end - start) + (d[39] % 10) / 10
+            reason = _END_REASONS[d[41] % len(_END_REASONS)]
+        cost: float | str = round(float(duration) * 0.0015, 4)
+        if d[58] < 26:  # ~10%: numbers as strings, as some writers send them
+            duration, cost = str(int(float(duration))), str(cost)
+        output = {
+            "call_id": call_id,
+            "customer": head.name,
+            "contact_number": phone,
+            "call_end_reason": reason,
+            "recording_url": recording,
+            "transcript": transcript,
+            "start_time": _spaced(start),
+            "end_time": _spaced(end),
+            "assistant_number": f"+1555010{d[47] % 8:04d}",
+            "call_summary": summary,
+            "duration": duration,
+            "cost": cost,
+            "call_type": head.call_type,
+            "post_call_data": _post_call_data(d, head, phone, start, summary),
+            "metadata": {"campaign": _CAMPAIGNS[d[46] % len(_CAMPAIGNS)], "attempt": 1 + d[51] % 3},
+            "error": "SIP 480 Temporarily Unavailable" if status == "failed" else None,
+            "notes": _NOTES[d[34] % len(_NOTES)] or None,
+            "status_update": None,
+        }
+    if ids == "mixed":
+        ids = "id" if d[56] < 128 else "_id" if d[56] < 217 else "none"
+    doc: dict[str, Any] = {}
+    if ids in ("id", "_id"):
+        doc[ids] = object_id(seed, serial, created)
+    user = USERS[head.user]
+    doc["space_id"] = SPACE_ID
+    doc["thread_id"] = _thread_id(seed, serial, d)
+    doc["user"] = user["id"]
+    doc["user_org_id"] = 3
+    doc["user_info"] = user
+    doc["run_id"] = "R" + d[104:120].hex()
+    doc["task_id"] = head.task_id
+    doc["collection_ref"] = f"collection_data_{serial % 97}"
+    doc["execution_type"] = None if poisoned else "call"
+    doc["task"] = {
+        "objective": _OBJECTIVES[d[48] % len(_OBJECTIVES)],
+        "instructions": _INSTRUCTIONS[d[49] % len(_INSTRUCTIONS)],
+    }
+    doc["input"] = user_input
+    doc["output"] = output
+    doc["attachments"] = []
+    doc["ref_id"] = f"ref-{serial}" if d[50] < 180 else None
+    doc["assignee"] = f"agent-{d[47] % 8 + 1}" if d[47] < 200 else None
+    doc["run_mode"] = _RUN_MODE_TABLE[d[46] % len(_RUN_MODE_TABLE)]
+    doc["status"] = status
+    doc["created"] = naive_iso(created)
+    modified = naive_iso(end + 5 + d[50] % 120)
+    doc["modified"] = (
+        modified + f".{(d[60] << 12 | d[61] << 4) % 1_000_000:06d}" if d[60] & 1 else modified
+    )
+    return doc
+
+
+def render_real_task(
+    seed: int, serial: int, *, ids: IdStyle = "mixed", poisoned: bool = False
+) -> bytes:
+    """The real-shaped task's exact JSON bytes."""
+    return _encode(real_task_document(seed, serial, ids=ids, poisoned=poisoned))

@@ -145,7 +145,7 @@ def json_response(
     return web.Response(status=status, body=_encode(payload), content_type=JSON, headers=headers)
 
 
-def fetch_failed(errors: str) -> web.Response:
+def fetch_failed(errors: Any) -> web.Response:
     return json_response(
         206,
         {

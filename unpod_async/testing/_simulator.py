@@ -1,4 +1,11 @@
-"""An aiohttp.web simulator of the Unpod platform API, with scriptable faults."""
+"""An aiohttp.web simulator of the Unpod platform API, with scriptable faults.
+
+By default it behaves like the real backend as the project's API notes describe it: real-shaped
+tasks, the server's own filter semantics (``status`` is the call-outcome label, ``search`` a
+regular expression), its lenient page parsing, its envelopes and error bodies. The earlier,
+simpler behaviour stays available behind ``legacy_shapes``, ``legacy_filters`` and
+``legacy_params``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import contextlib
 import gc
 import inspect
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -15,7 +23,16 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from ._data import TaskRecord, make_record, render_task
+from ._data import (
+    OUTCOME_LABELS,
+    SPACE_ID,
+    TaskRecord,
+    make_record,
+    phone_of,
+    render_real_task,
+    render_task,
+    thread_id_of,
+)
 from ._faults import (
     FAULT_KINDS,
     IMMEDIATE,
@@ -44,6 +61,19 @@ _TASKS_OK_HEAD: Final = (
 )
 _TASKS_OK_TAIL: Final = b"]}"
 _SPACE_CREATED: Final = "2025-06-01T12:00:00Z"
+_MAX_SKIP: Final = 2**63
+_ORG_HANDLE_REQUIRED: Final = "Organization handle is required in Org-Handle header"
+_NOT_FOUND_HTML: Final = (
+    '<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n'
+    "<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n"
+    "</body>\n</html>\n"
+)
+_CALL_TYPES: Final = {
+    "inbound": frozenset({"inbound", "inboundPhoneCall"}),
+    "outbound": frozenset({"outbound", "outboundPhoneCall"}),
+}
+_LABEL_INDEX: Final = {label: i for i, label in enumerate(OUTCOME_LABELS) if label}
+_ID_STYLES: Final = ("mixed", "_id", "id", "none")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -53,7 +83,8 @@ class RequestRecord:
     """One request received by the simulator.
 
     ``status`` is the HTTP status sent (0 when the connection was reset without a response);
-    ``page`` is the parsed ``page`` of a tasks-list request (``None`` elsewhere or if invalid);
+    ``page`` is the parsed ``page`` of a tasks-list request (``None`` elsewhere or if it is not
+    a number, which the real server reads as page 1);
     ``fault`` is the kind of the fault applied, if any. ``headers`` keep the case as sent.
     """
 
@@ -82,8 +113,14 @@ def _gc_paused() -> Iterator[None]:
 class _BadRequest(Exception):
     """A query parameter the backend cannot handle (answered with 206 "Tasks Fetch Failed")."""
 
+    def __init__(self, errors: Any) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
 
-_FilterKey = tuple[frozenset[str] | None, str | None, float | None, float | None, str | None]
+
+# legacy: (statuses, call_type, from_ts, to_ts, search)
+# real:   ("real", label indexes, call types, from_ts, to_ts, pattern, thread_id, user_id)
+_FilterKey = tuple[Any, ...]
 _NO_FILTER: Final[_FilterKey] = (None, None, None, None, None)
 
 
@@ -106,6 +143,35 @@ class Simulator:
     :attr:`on_request` (sync or async) is called as ``hook(page, sim)`` for each valid
     tasks-list request that is about to be answered with a page (not for faults answered
     without a page), before the tasks are filtered and sliced.
+
+    Real-server behaviour (the default) and the switches that turn parts of it off:
+
+    - ``legacy_shapes=False``: tasks as the backend sends them (top-level ``user_info`` and
+      ``thread_id``, ``id``/``_id``/neither per ``ids``, zone-less timestamps, native and
+      provider-shaped outputs, ``post_call_data.summary`` objects with outcome labels, numbers
+      as strings now and then), envelopes without ``count`` outside the tasks list, the real
+      Org-Handle message, Django's HTML 404 for an unknown route and its 301 to the slashed
+      path. ``True``: the earlier shapes (``_id``, ``...Z``, ``call_status``, ...).
+    - ``legacy_filters=False``: ``status`` matches the outcome label (comma list, ``+`` read
+      as a space), ``call_type`` ``inbound``/``outbound`` also matches the provider variants on
+      ``output.call_type`` or ``output.type``, ``search`` is a case-insensitive regular
+      expression over the contact's name and phone (an invalid one answers 206 "Tasks Fetch
+      Failed"), ``from_ts``/``to_ts`` are read in the server's time zone (``utc_offset``
+      seconds east of UTC) and an unparsable one is ignored, ``thread_id`` and ``user_id``
+      filter. ``True``: ``status`` is the task status, ``search`` a substring of the name or
+      task_id, an unparsable date is a 206.
+    - ``legacy_params=False``: a non-numeric ``page``/``page_size`` means page 1 / the default
+      size, ``page <= 0`` and a skip below zero (a negative size past page 1) answer 206, a skip
+      beyond 8 bytes answers 206 "MongoDB can only handle up to 8-byte ints", a negative size
+      serves ``abs(n)`` tasks on page 1, and ``space_id`` replaces the space (only this space's
+      own id, ``4242``, finds its tasks). ``True``: anything odd is a 206, ``space_id`` a 400.
+
+    Further options: ``poisoned`` (serials or task_ids) makes every page holding one of those
+    tasks answer 206 "Tasks Fetch Failed" every time (as one stored task that fails the
+    server's response model does), while the other pages work; ``spaces_auth`` lists the
+    ``Authorization`` schemes the spaces and organizations views accept (the backend code
+    takes only ``("JWT", "Bearer")``; the docs say ``Token``, the default); ``strict=True``
+    answers 415 to an API request without ``Content-Type: application/json``.
     """
 
     def __init__(
@@ -125,9 +191,30 @@ class Simulator:
         strip_ids: bool = False,
         count_offset: int = 0,
         reset_includes_auto_retry: bool = False,
+        legacy_shapes: bool = False,
+        legacy_filters: bool = False,
+        legacy_params: bool = False,
+        ids: str | None = None,
+        poisoned: Iterable[int | str] = (),
+        spaces_auth: Iterable[str] = ("Token",),
+        strict: bool = False,
+        utc_offset: float = 0.0,
     ) -> None:
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
+        if ids is not None and ids not in _ID_STYLES:
+            raise ValueError(f"ids must be one of {', '.join(_ID_STYLES)}, got {ids!r}")
+        self.legacy_shapes = legacy_shapes
+        self.legacy_filters = legacy_filters
+        self.legacy_params = legacy_params
+        self.strict = strict
+        self.utc_offset = float(utc_offset)
+        self.spaces_auth: tuple[str, ...] = tuple(spaces_auth)
+        if not self.spaces_auth:
+            raise ValueError("spaces_auth must name at least one scheme")
+        self._ids = ids or ("_id" if legacy_shapes else "mixed")
+        self._poisoned_serials: set[int] = set()
+        self._poisoned_ids: set[str] = set()
         self.seed = seed
         self.space_token = space_token
         self.token = token
@@ -148,8 +235,9 @@ class Simulator:
         self._strip_ids = strip_ids
         self._next_serial = tasks
         # Server order: newest (highest serial) first.
+        real = not legacy_shapes
         with _gc_paused():
-            self._tasks = [make_record(seed, s) for s in range(tasks - 1, -1, -1)]
+            self._tasks = [make_record(seed, s, real=real) for s in range(tasks - 1, -1, -1)]
         self._fault_rng = random.Random(seed)
         self.reset_includes_auto_retry = reset_includes_auto_retry
         self._reset_echo: dict[str, float] = {}
@@ -158,6 +246,7 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
+        self.poison(*poisoned)
 
     # ------------------------------------------------------------------ data
 
@@ -173,6 +262,37 @@ class Simulator:
             for rec in self._tasks:
                 rec.raw = None
 
+    @property
+    def ids(self) -> str:
+        """Which id field real-shaped tasks carry: ``"mixed"``, ``"_id"``, ``"id"``, ``"none"``."""
+        return self._ids
+
+    def poison(self, *tasks: int | str) -> None:
+        """Make these tasks (serials, or task_ids) fail every page that holds them with 206
+        "Tasks Fetch Failed", as a stored task that fails the server's response model does.
+
+        Their documents carry ``execution_type: null`` (in the real shape), what makes the
+        real server refuse them.
+        """
+        for item in tasks:
+            if isinstance(item, str):
+                self._poisoned_ids.add(item)
+            elif isinstance(item, int) and not isinstance(item, bool):
+                self._poisoned_serials.add(item)
+            else:
+                raise TypeError(f"poisoned takes serials (int) or task_ids (str), not {item!r}")
+        if tasks:
+            for rec in self._tasks:
+                if self._is_poisoned(rec):
+                    rec.raw = None
+
+    def poisoned_task_ids(self) -> list[str]:
+        """The task_ids of the current poisoned tasks, in server order."""
+        return [rec.task_id for rec in self._tasks if self._is_poisoned(rec)]
+
+    def _is_poisoned(self, rec: TaskRecord) -> bool:
+        return rec.serial in self._poisoned_serials or rec.task_id in self._poisoned_ids
+
     def __len__(self) -> int:
         return len(self._tasks)
 
@@ -185,8 +305,11 @@ class Simulator:
             raise ValueError("n must be >= 0")
         first = self._next_serial
         self._next_serial += n
+        real = not self.legacy_shapes
         with _gc_paused():
-            new = [make_record(self.seed, s) for s in range(first + n - 1, first - 1, -1)]
+            new = [
+                make_record(self.seed, s, real=real) for s in range(first + n - 1, first - 1, -1)
+            ]
         self._tasks[0:0] = new
         self._changed()
         return [rec.task_id for rec in new]
@@ -221,7 +344,16 @@ class Simulator:
         self.tasks_json()
 
     def _render(self, rec: TaskRecord) -> bytes:
-        raw = render_task(self.seed, rec.serial, strip_ids=self._strip_ids)
+        if self.legacy_shapes:
+            raw = render_task(self.seed, rec.serial, strip_ids=self._strip_ids)
+        else:
+            raw = render_real_task(
+                self.seed,
+                rec.serial,
+                ids="none" if self._strip_ids else self._ids,
+                poisoned=bool(self._poisoned_serials or self._poisoned_ids)
+                and self._is_poisoned(rec),
+            )
         rec.raw = raw
         return raw
 
@@ -306,27 +438,48 @@ class Simulator:
             record.status = resp.status
         return resp
 
-    async def _dispatch(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
-        path = request.path
-        if not path.startswith(API_PREFIX):
-            return json_response(404, {"message": "Not found."})
-        parts = path[len(API_PREFIX) :].split("/")
-        route: str | None = None
-        space = ""
+    @staticmethod
+    def _route(path: str) -> tuple[str | None, str]:
+        parts = path[len(API_PREFIX) :].split("/") if path.startswith(API_PREFIX) else []
         if parts == ["organizations", ""]:
-            route = "organizations"
-        elif parts == ["spaces", ""]:
-            route = "spaces"
-        elif len(parts) == 4 and parts[0] == "spaces" and parts[1] and parts[2:] == ["tasks", ""]:
-            route = "tasks"
-            space = parts[1]
-        if route is None:
+            return "organizations", ""
+        if parts == ["spaces", ""]:
+            return "spaces", ""
+        if len(parts) == 4 and parts[0] == "spaces" and parts[1] and parts[2:] == ["tasks", ""]:
+            return "tasks", parts[1]
+        return None, ""
+
+    def _not_found(self, request: web.Request) -> web.Response:
+        if self.legacy_shapes:
             return json_response(404, {"message": "Not found."})
+        path = request.path
+        if not path.endswith("/") and self._route(path + "/")[0] is not None:
+            # Django's APPEND_SLASH: a redirect to the slashed path, query kept.
+            location = path + "/" + (f"?{request.query_string}" if request.query_string else "")
+            return web.Response(status=301, headers={"Location": location})
+        return web.Response(status=404, text=_NOT_FOUND_HTML, content_type="text/html")
+
+    async def _dispatch(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
+        route, space = self._route(request.path)
+        if route is None:
+            return self._not_found(request)
         if request.method != "GET":
             return json_response(
                 405, {"message": f'Method "{request.method}" not allowed.', "status_code": 405}
             )
-        denied = self._check_auth(request)
+        if self.strict:
+            media = request.headers.get("Content-Type", "")
+            if media.partition(";")[0].strip().lower() != "application/json":
+                return json_response(
+                    415,
+                    {
+                        "status_code": 415,
+                        "message": f'Unsupported media type "{media}" in request.',
+                        "data": {},
+                    },
+                )
+        schemes = ("Token",) if route == "tasks" else self.spaces_auth
+        denied = self._check_auth(request, schemes)
         if denied is not None:
             return denied
         if route == "organizations":
@@ -335,10 +488,11 @@ class Simulator:
             return self._spaces(request)
         return await self._tasks_list(request, record, space)
 
-    def _check_auth(self, request: web.Request) -> web.Response | None:
+    def _check_auth(self, request: web.Request, schemes: tuple[str, ...]) -> web.Response | None:
         header = request.headers.get("Authorization", "")
         scheme, _, credentials = header.strip().partition(" ")
-        if scheme.lower() != "token":
+        if scheme.lower() not in {s.lower() for s in schemes}:
+            # An authentication class ignores a header with another keyword: no credentials.
             message = "Authentication credentials were not provided."
         elif not credentials.strip():
             message = "Invalid token header. No credentials provided."
@@ -347,52 +501,71 @@ class Simulator:
         else:
             return None
         return json_response(
-            401, {"message": message, "status_code": 401}, headers={"WWW-Authenticate": "Token"}
+            401,
+            {"message": message, "status_code": 401},
+            headers={"WWW-Authenticate": schemes[0]},
         )
 
     def _organizations(self) -> web.Response:
-        org = {
+        org: dict[str, Any] = {
             "name": "Demo Org",
             "token": "org-token-1",
             "domain": "demo.example",
             "domain_handle": self.org_handle,
             "privacy_type": "private",
         }
-        return json_response(
-            200,
-            {
-                "count": 1,
-                "status_code": 200,
-                "message": "Organizations Fetched Successfully",
-                "data": [org],
-            },
-        )
+        envelope: dict[str, Any] = {
+            "status_code": 200,
+            "message": "Organizations Fetched Successfully",
+            "data": [org],
+        }
+        if self.legacy_shapes:
+            envelope = {"count": 1, **envelope}
+        else:
+            org.update(is_private_domain=False, role="owner")
+        return json_response(200, envelope)
 
     def _spaces(self, request: web.Request) -> web.Response:
         handle = request.headers.get("Org-Handle")
+        legacy = self.legacy_shapes
         if not handle:
+            if legacy:
+                return json_response(
+                    400, {"message": "Org-Handle header is required", "status_code": 400}
+                )
             return json_response(
-                400, {"message": "Org-Handle header is required", "status_code": 400}
+                400, {"status_code": 400, "message": _ORG_HANDLE_REQUIRED, "data": {}}
             )
         if handle != self.org_handle:
             return json_response(404, {"message": "Organization not found"})
-        space = {
-            "name": "Demo space",
-            "token": self.space_token,
-            "slug": "demo-space",
-            "space_type": "general",
-            "privacy_type": "private",
-            "created": _SPACE_CREATED,
+        space: dict[str, Any]
+        if legacy:
+            space = {
+                "name": "Demo space",
+                "token": self.space_token,
+                "slug": "demo-space",
+                "space_type": "general",
+                "privacy_type": "private",
+                "created": _SPACE_CREATED,
+            }
+        else:
+            space = {
+                "name": "Demo space",
+                "token": self.space_token,
+                "slug": "demo-space",
+                "description": "Outbound calls of the demo agent",
+                "logo": None,
+                "content_type": "general",
+                "privacy_type": "private",
+                "organization": {"name": "Demo Org", "domain_handle": self.org_handle},
+                "created": _SPACE_CREATED[:-1],
+            }
+        envelope: dict[str, Any] = {
+            "status_code": 200,
+            "message": "Spaces Fetched Successfully",
+            "data": [space],
         }
-        return json_response(
-            200,
-            {
-                "count": 1,
-                "status_code": 200,
-                "message": "Spaces Fetched Successfully",
-                "data": [space],
-            },
-        )
+        return json_response(200, {"count": 1, **envelope} if legacy else envelope)
 
     async def _tasks_list(
         self, request: web.Request, record: RequestRecord, space: str
@@ -404,7 +577,8 @@ class Simulator:
             )
         page = _parse_int(query.get("page", "1"))
         record.page = page
-        if "space_id" in query:
+        legacy_params = self.legacy_params
+        if legacy_params and "space_id" in query:
             return json_response(400, {"message": "space_id must not be sent", "status_code": 400})
 
         if self._reset_echo:
@@ -431,18 +605,21 @@ class Simulator:
                 await asyncio.sleep(fault.delay)
 
         try:
-            if page is None or page <= 0:
-                raise _BadRequest("Invalid page.")
-            size_text = query.get("page_size")
-            size = self.default_page_size if size_text is None else _parse_int(size_text)
-            if size is None or size < 0:
-                raise _BadRequest("Invalid page size.")
+            if legacy_params:
+                if page is None or page <= 0:
+                    raise _BadRequest("Invalid page.")
+                size_text = query.get("page_size")
+                size = self.default_page_size if size_text is None else _parse_int(size_text)
+                if size is None or size < 0:
+                    raise _BadRequest("Invalid page size.")
+            else:
+                page, size = self._real_page(page, query.get("page_size"))
             cap = self.page_size_cap
-            if cap is not None and (size == 0 or size > cap):
+            if cap is not None and (size == 0 or abs(size) > cap):
                 size = cap
-            key = _filter_key(query)
+            key = _filter_key(query) if self.legacy_filters else _real_filter_key(query)
         except _BadRequest as exc:
-            return fetch_failed(str(exc))
+            return fetch_failed(exc.errors)
 
         hook = self.on_request
         if hook is not None:
@@ -451,12 +628,20 @@ class Simulator:
                 await result
 
         selected = self._select(key)
+        space_id = query.get("space_id")
+        if not legacy_params and space_id is not None and space_id != str(SPACE_ID):
+            selected = []  # the query's space_id replaced the URL's space: another space
         count = len(selected) + self.count_offset
         if size == 0:
             chunk = selected
         else:
+            size = abs(size)  # a negative limit: abs(n) in one batch (page 1 only gets here)
             start = (page - 1) * size
             chunk = selected[start : start + size]
+        if (self._poisoned_serials or self._poisoned_ids) and any(
+            self._is_poisoned(rec) for rec in chunk
+        ):
+            return fetch_failed("Internal Server Error")
         render = self._render
         body = b"".join(
             (
@@ -488,13 +673,56 @@ class Simulator:
             return random_fault(kind, self.retry_after)
         return None
 
+    def _real_page(self, page: int | None, size_text: str | None) -> tuple[int, int]:
+        """``page`` and ``page_size`` as the backend reads them (Mongo's skip and limit)."""
+        page = 1 if page is None else page
+        size = _parse_int(size_text) if size_text is not None else None
+        if size is None:
+            size = self.default_page_size
+        if page <= 0 or (page - 1) * size < 0:
+            raise _BadRequest({"detail": "skip must be >= 0"})
+        if (page - 1) * size >= _MAX_SKIP or abs(size) >= _MAX_SKIP:
+            raise _BadRequest({"detail": "MongoDB can only handle up to 8-byte ints"})
+        return page, size
+
     def _select(self, key: _FilterKey) -> list[TaskRecord]:
-        statuses, call_type, from_ts, to_ts, search = key
-        if key == _NO_FILTER:
+        if all(part is None for part in key) or key == ("real", *_NO_FILTER, None, None):
             return self._tasks
         cached = self._filter_cache.get(key)
         if cached is not None:
             return cached
+        out = self._select_real(key) if key[0] == "real" else self._select_legacy(key)
+        if len(self._filter_cache) >= 64:
+            self._filter_cache.clear()
+        self._filter_cache[key] = out
+        return out
+
+    def _select_real(self, key: _FilterKey) -> list[TaskRecord]:
+        _, labels, call_types, from_ts, to_ts, pattern, thread_id, user_id = key
+        seed = self.seed
+        out = self._tasks
+        if labels is not None:
+            out = [rec for rec in out if rec.bits & 7 in labels]
+        if call_types is not None:
+            out = [rec for rec in out if rec.call_type in call_types]
+        if from_ts is not None:
+            low = from_ts + self.utc_offset
+            out = [rec for rec in out if rec.created >= low]
+        if to_ts is not None:
+            high = to_ts + self.utc_offset
+            out = [rec for rec in out if rec.created <= high]
+        if thread_id is not None:
+            out = [rec for rec in out if thread_id_of(seed, rec.serial) == thread_id]
+        if user_id is not None:
+            out = [rec for rec in out if str(rec.user["id"]) == user_id]
+        if pattern is not None:
+            found = re.compile(pattern, re.IGNORECASE).search
+            # input.name / output.customer, input.phone / output.contact_number
+            out = [rec for rec in out if found(rec.name) or found(phone_of(seed, rec.serial))]
+        return out
+
+    def _select_legacy(self, key: _FilterKey) -> list[TaskRecord]:
+        statuses, call_type, from_ts, to_ts, search = key
         out = self._tasks
         if statuses is not None:
             out = [rec for rec in out if rec.status in statuses]
@@ -508,10 +736,7 @@ class Simulator:
             out = [rec for rec in out if rec.created <= high]
         if search is not None:
             needle = search
-            out = [rec for rec in out if needle in rec.search_key]
-        if len(self._filter_cache) >= 64:
-            self._filter_cache.clear()
-        self._filter_cache[key] = out
+            out = [rec for rec in out if needle in f"{rec.name}\n{rec.task_id}".lower()]
         return out
 
 
@@ -530,6 +755,46 @@ def _parse_ts(query: dict[str, str], name: str) -> float | None:
         return float(text)
     except ValueError:
         raise _BadRequest(f"Invalid {name}.") from None
+
+
+def _real_filter_key(query: dict[str, str]) -> _FilterKey:
+    """The real backend's reading of the filters (see :class:`Simulator`)."""
+    labels = None
+    status = query.get("status")
+    if status is not None:
+        wanted = [s.strip() for s in status.replace("+", " ").split(",") if s.strip()]
+        if wanted:
+            labels = frozenset(_LABEL_INDEX.get(label, -1) for label in wanted)
+    call_types = None
+    call_type = query.get("call_type")
+    if call_type:
+        call_types = _CALL_TYPES.get(call_type, frozenset({call_type}))
+    pattern = query.get("search") or None
+    if pattern is not None:
+        try:
+            re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise _BadRequest({"detail": f"Regular expression is invalid: {exc}"}) from None
+    return (
+        "real",
+        labels,
+        call_types,
+        _lenient_ts(query.get("from_ts")),
+        _lenient_ts(query.get("to_ts")),
+        pattern,
+        query.get("thread_id") or None,
+        query.get("user_id") or None,
+    )
+
+
+def _lenient_ts(text: str | None) -> float | None:
+    """An epoch-seconds parameter; anything unparsable drops the filter, as the server does."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _filter_key(query: dict[str, str]) -> _FilterKey:
