@@ -1,10 +1,11 @@
 """Deterministic task JSON and whole pre-rendered pages for the benchmark server.
 
-A pool of distinct, realistic tasks is rendered once (by the simulator's ``render_task`` when it
-is importable, else by a small built-in generator); task ``serial`` reuses pool entry
-``serial % POOL_SIZE`` with its ``task_id`` and ``_id`` swapped for ids unique to ``serial``.
-So every task of a space is distinct by identity, the bytes stay realistic (~2.4 KB, 4-16
-transcript turns), and rendering 500,000 tasks takes about a second instead of fifteen.
+A pool of distinct, realistic tasks is rendered once (by the simulator's ``render_real_task``,
+the real backend's shape, when it is importable; else its ``render_task``; else a small built-in
+generator); task ``serial`` reuses pool entry ``serial % POOL_SIZE`` with its ``task_id`` and
+``_id`` (or ``id``) swapped for ids unique to ``serial``. So every task of a space is distinct by
+identity, the bytes stay realistic (~2.6 KB, transcripts, non-ASCII text), and rendering
+500,000 tasks takes a few seconds instead of a minute.
 
 The server order is newest first: page 1 holds the highest serials.
 """
@@ -40,6 +41,7 @@ _encode = msgspec.json.Encoder().encode
 class _Ids(msgspec.Struct):
     task_id: str
     id: str | None = msgspec.field(default=None, name="_id")
+    plain_id: object = msgspec.field(default=None, name="id")  # the real shape's other spelling
 
 
 _IDS = msgspec.json.Decoder(_Ids)
@@ -134,6 +136,15 @@ _WORDS = (
 
 
 def _renderer() -> tuple[str, Callable[[int, int], bytes]]:
+    """The simulator's real-backend shape when it has one, else its earlier shape, else ours."""
+    try:
+        from unpod_async.testing._data import render_real_task
+    except ImportError:
+        pass
+    else:
+        return "unpod_async.testing._data.render_real_task (the real backend's shape)", (
+            lambda seed, serial: render_real_task(seed, serial)
+        )
     try:
         from unpod_async.testing._data import render_task
     except ImportError:
@@ -155,10 +166,11 @@ class _Pool:
             body = render(seed, serial)
             ids = _IDS.decode(body)
             cuts = [(body.index(ids.task_id.encode()), len(ids.task_id), 0)]
-            if ids.id:
-                cuts.append((body.index(ids.id.encode()), len(ids.id), 1))
+            for other in (ids.id, ids.plain_id):
+                if isinstance(other, str) and other and other != ids.task_id:
+                    cuts.append((body.index(b'"%s"' % other.encode()) + 1, len(other), 1))
             cuts.sort()
-            # segments[0], slot, segments[1], slot, ...; slot kinds: 0 task_id, 1 _id
+            # segments[0], slot, segments[1], slot, ...; slot kinds: 0 task_id, 1 _id or id
             parts: list[bytes] = []
             kinds: list[int] = []
             pos = 0

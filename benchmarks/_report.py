@@ -394,10 +394,10 @@ class Report:
             "## Method",
             "",
             "- **Page servers** run in processes of their own (aiohttp.web on 127.0.0.1), one "
-            f"per configuration: {sizes}. Pages hold 100 realistic tasks (~2.4 KB each, 4-16 "
-            "transcript turns, non-ASCII text). A static space's pages are rendered once at "
-            "startup; a live one cuts each page per request from its task list, and each run "
-            "gets its own copy of the space.",
+            f"per configuration: {sizes}. Pages hold 100 realistic tasks (see `task JSON` above: "
+            f"{self._task_bytes()} on average, transcripts, non-ASCII text). A static space's "
+            "pages are rendered once at startup; a live one cuts each page per request from "
+            "its task list, and each run gets its own copy of the space.",
             "- **Every measured pull runs in a fresh interpreter** (`benchmarks/_child.py`): all "
             "imports before the clock; the clock covers creating and closing the session or "
             "client and the whole pull. Peak RSS is the child's VmHWM right after the pull.",
@@ -424,6 +424,10 @@ class Report:
             "the machine (neither the child nor the page server) used over a child's life, "
             "imports included: the noise a run suffered, at most.",
         ]
+
+    def _task_bytes(self) -> str:
+        dec = self.decode
+        return f"~{dec.page_bytes / dec.tasks / 1000:.1f} KB" if dec else "~2.6 KB"
 
     def _contenders(self) -> list[str]:
         used = dict.fromkeys(c.contender for c in self.plan.cells)
