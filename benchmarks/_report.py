@@ -367,6 +367,13 @@ class Report:
             "[profiles/](profiles/). Top self-time frames of the event-loop thread:",
             "",
         ]
+        analysis = files[0].parent / "ANALYSIS.md"
+        if analysis.exists():
+            first = analysis.read_text(encoding="utf-8").splitlines()[0].removeprefix("# ")
+            out[-2] += (
+                f" What stands in the way of the missed targets, with the evidence: "
+                f"[profiles/ANALYSIS.md](profiles/ANALYSIS.md) ({first})."
+            )
         for path in files:
             lines = path.read_text(encoding="utf-8").splitlines()
             head = lines[0].removeprefix("# ") if lines else path.stem
