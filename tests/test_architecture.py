@@ -94,5 +94,18 @@ def test_the_library_never_imports_the_command_line() -> None:
 
 def test_the_export_never_imports_the_client() -> None:
     graph = _internal_graph()
-    for module in ("_export", "_writers", "_checkpoint", "_atomic", "_paging", "_decode"):
+    for module in (
+        "_export",
+        "_writers",
+        "_checkpoint",
+        "_atomic",
+        "_paging",
+        "_page",
+        "_pull",
+        "_repair",
+        "_isolate",
+        "_window",
+        "_decode",
+        "_iterate",
+    ):
         assert "unpod_async._client" not in graph[f"unpod_async.{module}"], module

@@ -39,7 +39,7 @@ from ._models import (
     TranscriptTurn,
     UserInfo,
 )
-from ._paging import PullStats
+from ._page import PullStats
 from ._params import DEFAULT_BASE_URL, TaskFilter, TaskFilterArgs
 from ._version import __version__
 

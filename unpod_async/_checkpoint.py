@@ -21,7 +21,7 @@ import msgspec
 
 from ._atomic import create_private
 from ._errors import ExportError
-from ._paging import Page, ResumePoint
+from ._page import Page, ResumePoint
 from ._redact import Secret
 
 __all__ = ["Checkpoint", "Identity", "load", "save"]

@@ -23,7 +23,7 @@ from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallba
 from ._iterate import TaskIterator, collect
 from ._limits import Gate
 from ._models import Organization, Space, Task, TasksPage
-from ._paging import Page, PullStats, ResumePoint
+from ._page import Page, PullStats, ResumePoint
 from ._params import API_PREFIX, AUTH_SCHEME_ENV, DEFAULT_BASE_URL, TaskFilter
 from ._pull import stream_pages
 from ._redact import Secret

@@ -37,7 +37,7 @@ from ._atomic import (
 from ._checkpoint import Identity
 from ._decode import PageDecoder, decode_raw_page
 from ._errors import ExportError
-from ._paging import Page, PullStats, ResumePoint
+from ._page import Page, PullStats, ResumePoint
 from ._seen import SeenKeys
 from ._writers import (
     CsvWriter,

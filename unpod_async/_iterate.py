@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, TypeVar
 
-from ._paging import Page, PullStats
+from ._page import Page, PullStats
 
 __all__ = ["TaskIterator", "collect"]
 

@@ -16,9 +16,10 @@ its anchors, a resumed pull of a space that changed).
 A page that cannot be right is read again before it is believed: an undecodable body, an error
 envelope inside a 200, a short or empty page while the count says more exist. A pull that
 still ends with fewer tasks than the last count says so (``PullStats.missing``), and the
-requests of a pull are bounded (``max_requests``).
+requests of a pull are bounded (``max_requests``). A page one stored task makes the server
+fail is read in pieces around it (``_isolate``).
 
-The engine knows nothing of HTTP: :class:`Source` gives it bytes, decoded pages, and a decoder.
+The engine knows nothing of HTTP: a ``_page.Source`` gives it bytes, decoded pages, a decoder.
 """
 
 from __future__ import annotations
@@ -26,21 +27,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from bisect import bisect_left, bisect_right
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
-from itertools import pairwise
 from typing import Generic, TypeVar
 
-from ._decode import Decoded, Key, PageCombiner, PageDecoder, count_of
+from ._decode import Decoded, Key, count_of
 from ._errors import BusinessLogicError, IncompletePullError
-from ._repair import Boundary, RepairPlan, anchors_in, head_anchor
+from ._isolate import read_in_pieces
+from ._page import Page, PullStats, ResumePoint, Source, ceil_div
+from ._repair import Boundary, RepairPlan, anchors_in, head_anchor, suspect
 from ._response import DECODE_ERRORS, envelope_error
 from ._seen import SeenKeys
 from ._window import Fetched, Window
 
-__all__ = ["Page", "Pager", "PullStats", "ResumePoint", "Source", "ceil_div"]
+__all__ = ["Pager"]
 
 logger = logging.getLogger("unpod_async")
 
@@ -49,107 +49,6 @@ T = TypeVar("T")
 
 ANCHOR_KEYS = 8  # keys kept from each side of a boundary that may need a repair
 MAX_REPAIR_ATTEMPTS = 4
-
-
-@dataclass(slots=True)
-class PullStats:
-    """Running figures of one pull.
-
-    ``expected`` is the count page 1 reported and ``last_count`` the latest one; ``tasks``
-    the distinct tasks delivered; ``duplicates`` tasks seen again and dropped; ``passes``
-    how many full passes were read; ``repairs`` the re-reads around a boundary where a gap
-    was possible, ``recovered`` the tasks they (or a re-read pass) found; ``arrivals`` tasks
-    that arrived during the pull and were read from the head; ``rereads`` pages read again
-    because they could not be right (short, empty, undecodable); ``requests`` page requests
-    sent (retries aside, counted in ``retries``); ``missing`` how many fewer tasks than
-    ``last_count`` the pull ended with (0 when complete).
-    """
-
-    expected: int = 0
-    pages: int = 0
-    tasks: int = 0
-    duplicates: int = 0
-    passes: int = 0
-    recovered: int = 0
-    retries: int = 0
-    planned_pages: int = 0
-    requests: int = 0
-    repairs: int = 0
-    arrivals: int = 0
-    rereads: int = 0
-    last_count: int | None = None
-    missing: int = 0
-    stopped: str | None = None  # why the pull stopped early, if it did
-    skipped: list[int] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        """Whether the pull delivered every task the server last counted."""
-        return self.missing == 0 and self.stopped is None and not self.skipped
-
-
-@dataclass(slots=True)
-class Page(Generic[P]):
-    """One page handed to a consumer: its number, the server's ``count`` at its moment, each
-    task's dedupe key, the consumer's view of it, and which of its tasks are new.
-
-    ``pass_no`` is 1 for the first pass and 2 or more for everything read after it (repairs,
-    arrivals at the head, re-read passes).
-    """
-
-    number: int
-    count: int | None
-    keys: Sequence[Key]
-    payload: P = field(repr=False)
-    pass_no: int = 1
-    seq: int = 0  # the order in which its answer arrived (its headers), among the client's
-    _new: list[int] | None = field(default=None, repr=False)  # None: every task is new
-
-    @property
-    def size(self) -> int:
-        return len(self.keys)
-
-    @property
-    def all_new(self) -> bool:
-        return self._new is None
-
-    @property
-    def n_new(self) -> int:
-        return self.size if self._new is None else len(self._new)
-
-    def select(self, items: Sequence[T]) -> Sequence[T]:
-        """The items (one per task of this page) of the tasks not delivered before."""
-        new = self._new
-        return items if new is None else [items[i] for i in new]
-
-
-@dataclass(slots=True)
-class ResumePoint:
-    """Where an interrupted pull stopped: pages before ``next_page`` of pass 1 are done."""
-
-    next_page: int
-    size: int
-    count: int
-    dirty: bool = False  # the interrupted pass had already seen drift
-    pass_complete: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Source(Generic[P]):
-    """Where pages come from: ``body(page, size)`` fetches the bytes (retried; only a small
-    body's envelope is checked), ``decoded(page, size)`` fetches and decodes in the retry
-    loop, ``decode`` turns bytes into the consumer's view, and ``combine`` joins consecutive
-    pieces of a page into one (a page read in pieces around a task it cannot serve)."""
-
-    body: Callable[[int, int], Awaitable[tuple[bytes, int]]]  # (bytes, answer order)
-    decoded: Callable[..., Awaitable[Decoded[P]]]  # (page, size, retries=None)
-    decode: PageDecoder[P]
-    combine: PageCombiner[P]
-
-
-def ceil_div(count: int, size: int) -> int:
-    # Integer arithmetic: a count of 10**400 is absurd but must not raise OverflowError.
-    return -(-count // max(1, size))
 
 
 class _Stop(Exception):
@@ -402,57 +301,18 @@ class Pager(Generic[P]):
             return await self._isolate(number, size, exc)
 
     async def _isolate(self, number: int, size: int, error: BusinessLogicError) -> Decoded[P]:
-        """A page that fails ("Tasks Fetch Failed") after its retries, while others work.
-
-        One stored task the server cannot serve makes every page holding it fail, every
-        time. Read the page's positions again in smaller pieces (a piece of ``length`` at
-        ``start`` is page ``start // length + 1`` of that size), level by level down to single
-        positions: skip only the positions that still fail, keep every task that can be read.
-        When every piece of a level fails, and there are three or more, the server is failing
-        (not one task): the page's own error is raised.
-        """
         if self._strict or not error.transient:
             raise error
-        logger.info("page %d fails after its retries (%s): reading it in pieces", number, error)
-        parts: dict[int, Decoded[P]] = {}
-        failing = [(number - 1) * size]
-        length = size
-        while failing and length > 1:
-            whole, length = length, length // _smallest_factor(length)
-            # A piece that fails is split at once (it fails for the page's reason); a single
-            # position gets the full retries before it is skipped: never drop a readable task
-            # for a passing fault.
-            retries = None if length == 1 else 0
-            pieces = [f + i * length for f in failing for i in range(whole // length)]
-            failing, ok = [], 0
-            for start in pieces:
-                try:
-                    self._count_request()
-                    part = await self._source.decoded(start // length + 1, length, retries)
-                except BusinessLogicError as exc:
-                    if not exc.transient:
-                        raise
-                    failing.append(start)
-                    continue
-                ok += 1
-                part.count = _count(part)
-                parts[start] = part
-            if ok == 0 and len(failing) >= 3:
-                raise error  # everything fails: the server, not one task
-        skipped = failing if length == 1 else []
-        for position in skipped:
-            logger.warning(
-                "skipped the task at position %d (page %d of %d): the server fails every "
-                "read that includes it (%s)",
-                position,
-                number,
-                size,
-                error.message,
-            )
+
+        async def piece(page: int, length: int, retries: int | None) -> Decoded[P]:
+            self._count_request()
+            part = await self._source.decoded(page, length, retries)
+            part.count = _count(part)
+            return part
+
+        parts, skipped = await read_in_pieces(piece, number, size, error)
         self.stats.skipped.extend(skipped)
-        if not parts:
-            raise error  # nothing of the page could be read
-        page = self._source.combine([parts[start] for start in sorted(parts)])
+        page = self._source.combine(parts)
         page.count = _count(page)
         page.skipped = len(skipped)
         return page
@@ -502,39 +362,9 @@ class Pager(Generic[P]):
         )
 
     def _suspect_boundaries(self) -> list[Boundary]:
-        """The boundaries across which a task can have slipped, from the counts.
-
-        Every answer carries the count at its moment, and answers are numbered in the order
-        they arrived. Tasks that stay keep their order, so across a boundary the later page
-        moved by ``arrivals - deletes ahead of it`` between the two answers, never less than
-        the count's change: pages answered in order with a count that did not drop cannot
-        have missed a task, whatever happened between them. Pages answered out of order can
-        have, if any task arrived between them, and an arrival and a delete landing between
-        the same two answers leave the count unchanged: so once the pull has seen tasks
-        arrive, every such boundary is suspect. A count that dropped is suspect too.
-        """
         boundaries, self._boundaries = self._boundaries, []
-        samples = sorted(self._samples)
-        if not boundaries or len({count for _, count in samples}) <= 1:
-            return []  # the count never moved and no task was seen twice: a still space
-        seqs = [seq for seq, _ in samples]
-        moves = [0]  # moves[i]: the count's total movement over samples[0..i]
-        arrived = False  # tasks arrived: the count rose between two answers
-        for (_, before), (_, after) in pairwise(samples):
-            moves.append(moves[-1] + abs(after - before))
-            arrived = arrived or after > before
-        suspect = []
-        for b in boundaries:
-            if b.seq_before < b.seq_after:
-                if b.count_after >= b.count_before:
-                    continue
-            elif not arrived:
-                continue  # out of order, but deletes only ever pull the later page up
-            lo, hi = sorted((b.seq_before, b.seq_after))
-            i, j = bisect_left(seqs, lo), bisect_right(seqs, hi) - 1
-            suspect.append(replace(b, moved=moves[j] - moves[i] if j > i else 0))
-        self._movement = moves[-1]
-        return suspect
+        suspects, self._movement = suspect(boundaries, self._samples)
+        return suspects
 
     async def _repair(self, boundary: Boundary, slack: int = 0) -> Page[P] | None:
         """Re-read around ``boundary`` until one response holds a task of each side; what lies
@@ -702,16 +532,6 @@ class Pager(Generic[P]):
         decoded.seq = fetched.seq
         decoded.count = _count(decoded)
         return decoded
-
-
-def _smallest_factor(n: int) -> int:
-    """The smallest prime factor of ``n`` (>= 2): how many pieces a failing range splits into."""
-    factor = 2
-    while factor * factor <= n:
-        if n % factor == 0:
-            return factor
-        factor += 1
-    return n
 
 
 def _count(decoded: Decoded[P]) -> int | None:

@@ -11,7 +11,8 @@ import msgspec
 
 from ._decode import Decoded, PageCombiner, PageDecoder
 from ._errors import DeadlineExceededError
-from ._paging import Page, Pager, PullStats, ResumePoint, Source
+from ._page import Page, PullStats, ResumePoint, Source
+from ._paging import Pager
 from ._request import Requester
 from ._seen import SeenKeys
 

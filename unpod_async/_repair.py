@@ -15,12 +15,14 @@ ours to choose, so one request covers the range wherever it falls.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from ._decode import Key
 
-__all__ = ["Boundary", "RepairPlan", "anchors_in", "cover", "head_anchor"]
+__all__ = ["Boundary", "RepairPlan", "anchors_in", "cover", "head_anchor", "suspect"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +123,42 @@ def head_anchor(keys: Sequence[Key], head: Sequence[Key]) -> int | None:
         if key in known:
             return i
     return None
+
+
+def suspect(
+    boundaries: Sequence[Boundary], samples: Sequence[tuple[int, int]]
+) -> tuple[list[Boundary], int]:
+    """The boundaries across which a task can have slipped, from the counts.
+
+    Every answer carries the count at its moment, and answers are numbered in the order
+    they arrived. Tasks that stay keep their order, so across a boundary the later page
+    moved by ``arrivals - deletes ahead of it`` between the two answers, never less than
+    the count's change: pages answered in order with a count that did not drop cannot
+    have missed a task, whatever happened between them. Pages answered out of order can
+    have, if any task arrived between them, and an arrival and a delete landing between
+    the same two answers leave the count unchanged: so once the pull has seen tasks
+    arrive, every such boundary is suspect. A count that dropped is suspect too.
+
+    ``samples`` are the ``(answer order, count)`` of the pass's pages; the second value
+    returned is the count's total movement over the pass.
+    """
+    ordered = sorted(samples)
+    if not boundaries or len({count for _, count in ordered}) <= 1:
+        return [], 0  # the count never moved: a still space
+    seqs = [seq for seq, _ in ordered]
+    moves = [0]  # moves[i]: the count's total movement over ordered[0..i]
+    arrived = False  # tasks arrived: the count rose between two answers
+    for (_, before), (_, after) in pairwise(ordered):
+        moves.append(moves[-1] + abs(after - before))
+        arrived = arrived or after > before
+    suspects = []
+    for b in boundaries:
+        if b.seq_before < b.seq_after:
+            if b.count_after >= b.count_before:
+                continue
+        elif not arrived:
+            continue  # out of order, but deletes only ever pull the later page up
+        lo, hi = sorted((b.seq_before, b.seq_after))
+        i, j = bisect_left(seqs, lo), bisect_right(seqs, hi) - 1
+        suspects.append(replace(b, moved=moves[j] - moves[i] if j > i else 0))
+    return suspects, moves[-1]

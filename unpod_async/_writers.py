@@ -24,7 +24,7 @@ from ._columns import CSV_HEADER, csv_row, parquet_row, parquet_schema, unguard
 from ._decode import KEYS_DECODER, RawTasks, task_key
 from ._errors import ExportError
 from ._lenient import as_key
-from ._paging import Page
+from ._page import Page
 from ._params import NO_FILTER, TaskFilter
 from ._seen import SeenKeys
 
