@@ -9,8 +9,10 @@ or against the built-in simulator (``unpod-async simulate`` prints the values to
     UNPOD_BASE_URL=http://127.0.0.1:8080 UNPOD_API_TOKEN=test-token \\
         UNPOD_ORG_HANDLE=demo-org uvicorn examples.fastapi_app:app
 
-then ``curl localhost:8000/spaces/space-demo/tasks?page=1&page_size=20`` for one page and
-``curl localhost:8000/spaces/space-demo/tasks/export`` for the whole space as NDJSON.
+then ``curl localhost:8000/spaces/space-demo/tasks?page=1&page_size=20`` for one page,
+``curl localhost:8000/spaces/space-demo/tasks/export`` for the whole space as NDJSON and
+``curl localhost:8000/spaces/space-demo/runs/RUN_ID/tasks/export`` for one run's tasks
+(``unpod-async runs list space-demo`` shows the run ids).
 
 One client lives for the whole app (created in the lifespan, closed at shutdown): it owns the
 connection pool and the concurrency bound, so every request shares them. Creating a client per
@@ -115,6 +117,23 @@ async def _close(tasks: AsyncIterator[Task]) -> None:
         await aclose()
 
 
+async def _streamed(tasks: AsyncIterator[Task]) -> StreamingResponse:
+    """``tasks`` as an NDJSON response, once the first one is in hand.
+
+    Pulling the first task before answering means a wrong space token or an outage still gets
+    a proper HTTP status. Past this point the status is sent, and a failure can only cut the
+    stream short (the chunked body then never ends properly, which clients see).
+    """
+    try:
+        first: Task | None = await anext(tasks)
+    except StopAsyncIteration:
+        first = None
+    except UnpodError as exc:
+        await _close(tasks)
+        raise http_error(exc) from None
+    return StreamingResponse(_ndjson(tasks, first), media_type="application/x-ndjson")
+
+
 def create_app(client_factory: ClientFactory = client_from_env) -> FastAPI:
     """The app; ``client_factory`` builds the shared client at startup (tests pass their own).
 
@@ -157,17 +176,18 @@ def create_app(client_factory: ClientFactory = client_from_env) -> FastAPI:
     ) -> StreamingResponse:
         """Every task of the space, once each, newest first, one JSON object per line."""
         tasks = client.iter_tasks(space_token, status=status, call_type=call_type)
-        # Pull the first task before answering: a wrong space token or an outage still gets
-        # a proper HTTP status. Past this point the status is sent, and a failure can only
-        # cut the stream short (the chunked body then never ends properly, which clients see).
-        try:
-            first: Task | None = await anext(tasks)
-        except StopAsyncIteration:
-            first = None
-        except UnpodError as exc:
-            await _close(tasks)
-            raise http_error(exc) from None
-        return StreamingResponse(_ndjson(tasks, first), media_type="application/x-ndjson")
+        return await _streamed(tasks)
+
+    @app.get("/spaces/{space_token}/runs/{run_id}/tasks/export")
+    async def export_run_tasks(
+        space_token: str,
+        run_id: str,
+        client: Client,
+        status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
+    ) -> StreamingResponse:
+        """Every task of one run of the space, once each, newest first, as NDJSON (an unknown
+        run has no tasks: an empty body, as the API answers it)."""
+        return await _streamed(client.iter_run_tasks(space_token, run_id, status=status))
 
     return app
 

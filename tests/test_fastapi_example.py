@@ -154,3 +154,29 @@ async def test_wrong_server_credentials_are_502(example: ModuleType, sim: Simula
         response = await http.get(f"/spaces/{sim.space_token}/tasks")
     assert response.status_code == 502
     assert "wrong-token" not in response.text
+
+
+async def test_one_runs_tasks_stream_as_ndjson(http: httpx.AsyncClient, sim: Simulator) -> None:
+    async with UnpodClient(sim.token, sim.org_handle, base_url=sim.base_url) as client:
+        runs = await client.list_runs(sim.space_token)
+        everything = [t async for t in client.iter_tasks(sim.space_token)]
+    run = runs[1]
+    path = f"/spaces/{sim.space_token}/runs/{run.run_id}/tasks/export"
+    async with http.stream("GET", path) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [line async for line in response.aiter_lines() if line]
+    ids = [msgspec.json.decode(line)["task_id"] for line in lines]
+    assert ids == [t.task_id for t in everything if t.run_id == run.run_id]
+    assert len(ids) == run.batch_count
+    failed = await http.get(path, params={"status": "failed"})
+    assert {msgspec.json.decode(line)["status"] for line in failed.text.splitlines()} <= {"failed"}
+
+
+async def test_run_tasks_of_an_unknown_space_are_404_and_a_bad_run_id_400(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get("/spaces/no-such-space/runs/R1/tasks/export")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid Space Token"}
+    assert (await http.get("/spaces/space-demo/runs/R%201/tasks/export")).status_code == 400

@@ -31,6 +31,8 @@ from ._models import (
     CallSummary,
     Organization,
     PostCallData,
+    Run,
+    RunsPage,
     Space,
     Task,
     TaskOutput,
@@ -41,6 +43,7 @@ from ._models import (
 )
 from ._page import PullStats
 from ._params import DEFAULT_BASE_URL, TaskFilter, TaskFilterArgs
+from ._spaces import SpaceExportResult, SpacesExportStats, SpacesProgress, SpacesProgressCallback
 from ._version import __version__
 
 __all__ = [
@@ -68,8 +71,14 @@ __all__ = [
     "RedirectError",
     "ResponseDecodeError",
     "ResponseTooLargeError",
+    "Run",
+    "RunsPage",
     "ServerError",
     "Space",
+    "SpaceExportResult",
+    "SpacesExportStats",
+    "SpacesProgress",
+    "SpacesProgressCallback",
     "Task",
     "TaskFilter",
     "TaskFilterArgs",

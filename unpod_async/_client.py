@@ -9,7 +9,9 @@ streams it builds (``_paging``) to their consumers: an iterator, a list, or an e
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Callable, Sequence
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,10 +21,18 @@ from . import _decode, _params
 from ._checkpoint import Identity
 from ._decode import PageDecoder
 from ._errors import AuthenticationError
-from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallback
+from ._export import (
+    FORMATS,
+    Destination,
+    ExportJob,
+    ExportProgress,
+    ExportStats,
+    Format,
+    ProgressCallback,
+)
 from ._iterate import TaskIterator, collect
 from ._limits import Gate
-from ._models import Organization, Space, Task, TasksPage
+from ._models import Organization, Run, RunsPage, Space, Task, TasksPage
 from ._page import Page, PullStats, ResumePoint
 from ._params import API_PREFIX, AUTH_SCHEME_ENV, DEFAULT_BASE_URL, TaskFilter
 from ._pull import stream_pages
@@ -30,9 +40,17 @@ from ._redact import Secret
 from ._request import Requester
 from ._retry import RetryPolicy
 from ._seen import SeenKeys
+from ._spaces import (
+    DEFAULT_SPACES_AT_ONCE,
+    SpacesExportStats,
+    SpacesProgressCallback,
+    check_directory,
+    export_each,
+    unique_spaces,
+)
 from ._transport import Transport
 from ._version import __version__
-from ._writers import WriterOptions
+from ._writers import WriterOptions, require_pyarrow
 
 if TYPE_CHECKING:
     import aiohttp
@@ -285,6 +303,7 @@ class UnpodClient:
         deadline: float | None = None,
         strict: bool = False,
         csv_formula_guard: bool = True,
+        run_id: str | None = None,
         **filters: Unpack[TaskFilterArgs],
     ) -> ExportStats:
         """Pull a whole space into a file: ``jsonl`` (lossless), ``csv`` or ``parquet``.
@@ -303,11 +322,164 @@ class UnpodClient:
         spreadsheet shows it as text instead of running it as a formula (``+15550100`` reads
         ``'+15550100``); ``csv_formula_guard=False`` writes every cell as it is.
 
+        ``run_id`` exports only the tasks of that run of the space (``iter_run_tasks``).
+
         >>> stats = await client.export_tasks("SPACE_TOKEN", "tasks.jsonl")
         >>> stats.tasks, stats.seconds
         """
         where = TaskFilter(**filters)
-        url_for = self._tasks_url(space_token, where)
+        if run_id is None:
+            url_for, source = self._tasks_url(space_token, where), space_token
+        else:
+            url_for = self._run_tasks_url(space_token, run_id, where)
+            source = f"{space_token}/runs/{run_id}"
+        return await self._export(
+            url_for,
+            source,
+            path,
+            where,
+            format=format,
+            page_size=page_size,
+            resume=resume,
+            progress=progress,
+            deadline=deadline,
+            strict=strict,
+            csv_formula_guard=csv_formula_guard,
+        )
+
+    async def export_agent_tasks(
+        self,
+        agent_handle: str,
+        path: Destination,
+        *,
+        format: Format = "jsonl",
+        page_size: int = 100,
+        resume: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+        strict: bool = False,
+        csv_formula_guard: bool = True,
+        **filters: Unpack[TaskFilterArgs],
+    ) -> ExportStats:
+        """:meth:`export_tasks` for the tasks of one agent, across its spaces
+        (``iter_agent_tasks``): the same formats, atomicity, resume and stats.
+
+        >>> stats = await client.export_agent_tasks("sales-agent", "agent.jsonl")
+        """
+        where = TaskFilter(**filters)
+        return await self._export(
+            self._agent_tasks_url(agent_handle, where),
+            f"agents/{agent_handle}",
+            path,
+            where,
+            format=format,
+            page_size=page_size,
+            resume=resume,
+            progress=progress,
+            deadline=deadline,
+            strict=strict,
+            csv_formula_guard=csv_formula_guard,
+        )
+
+    async def export_spaces(
+        self,
+        dest_dir: str | os.PathLike[str],
+        *,
+        format: Format = "jsonl",
+        spaces: Sequence[str | Space] | None = None,
+        spaces_at_once: int = DEFAULT_SPACES_AT_ONCE,
+        page_size: int = 100,
+        resume: bool = False,
+        progress: SpacesProgressCallback | None = None,
+        deadline: float | None = None,
+        strict: bool = False,
+        csv_formula_guard: bool = True,
+        **filters: Unpack[TaskFilterArgs],
+    ) -> SpacesExportStats:
+        """Export every space of the organization (``list_spaces``), or ``spaces``, into
+        ``dest_dir`` (created if missing).
+
+        JSONL and CSV write ``DIR/<space_token>.jsonl`` (``.csv``) per space; Parquet writes one
+        dataset partitioned by space, ``DIR/space_token=<token>/part-0.parquet``, that pyarrow
+        (``pyarrow.dataset.dataset(DIR, partitioning="hive")``) and DuckDB
+        (``read_parquet('DIR/**/*.parquet', hive_partitioning=true)``) read as one table.
+        Each file is an :meth:`export_tasks` of its own: atomic, resumable with ``resume=True``,
+        with its own stats.
+
+        ``spaces_at_once`` spaces run at a time, and all their requests share the client's
+        ``concurrency`` bound, taking turns at it in the order they are ready, so a big space
+        never holds up the others. A space that fails does not stop the rest: its result
+        carries the error (and a WARNING is logged). ``progress`` is called with a
+        :class:`SpacesProgress` after every page written and whenever a space ends;
+        ``deadline`` covers the whole run.
+
+        >>> summary = await client.export_spaces("exports", format="parquet")
+        >>> summary.tasks, [(r.space_token, r.error) for r in summary.failed]
+        """
+        where = TaskFilter(**filters)
+        _params.check_positive("page_size", page_size)
+        _params.check_positive("spaces_at_once", spaces_at_once)
+        _params.check_seconds("deadline", deadline)
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be a callable taking a SpacesProgress")
+        if format == "parquet":
+            require_pyarrow()
+        directory = check_directory(dest_dir)
+        listed = unique_spaces(await self.list_spaces() if spaces is None else spaces)
+        # The read-ahead budget is the client's, whatever the number of spaces in flight.
+        budget = max(1 << 20, self.read_ahead_bytes // min(spaces_at_once, max(1, len(listed))))
+
+        def export_one(
+            token: str,
+            path: Path,
+            on_page: Callable[[ExportProgress], Awaitable[None]],
+            left: float | None,
+        ) -> Awaitable[ExportStats]:
+            return self._export(
+                self._tasks_url(token, where),
+                token,
+                path,
+                where,
+                format=format,
+                page_size=page_size,
+                resume=resume,
+                progress=on_page,
+                deadline=left,
+                strict=strict,
+                csv_formula_guard=csv_formula_guard,
+                read_ahead_bytes=budget,
+            )
+
+        return await export_each(
+            listed,
+            export_one,
+            directory=directory,
+            format=format,
+            spaces_at_once=spaces_at_once,
+            deadline=deadline,
+            progress=progress,
+        )
+
+    async def _export(
+        self,
+        url_for: Callable[[int, int], str],
+        source: str,
+        path: Destination,
+        where: TaskFilter,
+        *,
+        format: Format,
+        page_size: int,
+        resume: bool,
+        progress: ProgressCallback | None,
+        deadline: float | None,
+        strict: bool,
+        csv_formula_guard: bool,
+        read_ahead_bytes: int | None = None,
+    ) -> ExportStats:
+        """One export of the tasks ``url_for`` pages through; ``source`` names it in the
+        checkpoint (a space token, a space's run, an agent)."""
         _params.check_positive("page_size", page_size)
         _params.check_seconds("deadline", deadline)
         options = WriterOptions(where=where, csv_formula_guard=bool(csv_formula_guard))
@@ -321,7 +493,7 @@ class UnpodClient:
             resume=resume,
             progress=progress,
             identity=Identity(
-                space=space_token,
+                space=source,
                 format=format,
                 page_size=page_size,
                 filters=filters_id,
@@ -340,8 +512,119 @@ class UnpodClient:
             seen=job.seen,
             resume=job.resume_point,
             strict=strict,
+            read_ahead_bytes=read_ahead_bytes,
         )
         return await job.run(pages)
+
+    # --- runs and agents --------------------------------------------------------------------
+
+    def iter_runs(
+        self,
+        space_token: str,
+        *,
+        page_size: int = 100,
+        deadline: float | None = None,
+        strict: bool = False,
+    ) -> TaskIterator[Run]:
+        """Every run of a space, once each, newest first, through the same engine as tasks
+        (concurrent pages, retries, drift safety, ``stats``).
+
+        >>> async for run in client.iter_runs("SPACE_TOKEN"):
+        ...     print(run.run_id, run.status, run.batch_count)
+        """
+        stats = PullStats()
+        pages = self._stream(
+            self._paged_url(_params.space_runs_path(space_token), ""),
+            _decode.decode_runs_page,
+            page_size=page_size,
+            deadline=deadline,
+            stats=stats,
+            strict=strict,
+        )
+        return TaskIterator(pages, stats, _runs_of)
+
+    async def list_runs(
+        self,
+        space_token: str,
+        *,
+        page_size: int = 100,
+        deadline: float | None = None,
+        strict: bool = False,
+    ) -> list[Run]:
+        """Every run of a space in one list (``iter_runs`` streams them instead).
+
+        >>> runs = await client.list_runs("SPACE_TOKEN")
+        """
+        runs: list[Run] = []
+        async for run in self.iter_runs(
+            space_token, page_size=page_size, deadline=deadline, strict=strict
+        ):
+            runs.append(run)
+        return runs
+
+    def iter_run_tasks(
+        self,
+        space_token: str,
+        run_id: str,
+        *,
+        page_size: int = 100,
+        deadline: float | None = None,
+        strict: bool = False,
+        **filters: Unpack[TaskFilterArgs],
+    ) -> TaskIterator[Task]:
+        """Every task of one run of a space (``GET spaces/{token}/runs/{run_id}/tasks/``), as
+        :meth:`iter_tasks` does for a space. The server filters these by ``thread_id`` and
+        ``user_id`` only; ``status`` and the ``created`` bounds are checked here on each task,
+        and the other filters are refused (``ValueError``).
+
+        >>> async for task in client.iter_run_tasks("SPACE_TOKEN", run.run_id):
+        ...     ...
+        """
+        where = TaskFilter(**filters)
+        return self._iter(
+            self._run_tasks_url(space_token, run_id, where), where, page_size, deadline, strict
+        )
+
+    def iter_agent_tasks(
+        self,
+        agent_handle: str,
+        *,
+        page_size: int = 100,
+        deadline: float | None = None,
+        strict: bool = False,
+        **filters: Unpack[TaskFilterArgs],
+    ) -> TaskIterator[Task]:
+        """Every task of one agent (``GET agents/{handle}/tasks/``), newest ``created`` first,
+        as :meth:`iter_tasks` does for a space. The server sends its raw documents there (with
+        ``_id``) and reads no filter: ``status`` and the ``created`` bounds are checked here
+        on each task, and the other filters are refused (``ValueError``).
+
+        >>> async for task in client.iter_agent_tasks("sales-agent"):
+        ...     ...
+        """
+        where = TaskFilter(**filters)
+        return self._iter(
+            self._agent_tasks_url(agent_handle, where), where, page_size, deadline, strict
+        )
+
+    def _iter(
+        self,
+        url_for: Callable[[int, int], str],
+        where: TaskFilter,
+        page_size: int,
+        deadline: float | None,
+        strict: bool,
+    ) -> TaskIterator[Task]:
+        stats = PullStats()
+        pages = self._stream(
+            url_for,
+            _decode.decode_typed_page,
+            page_size=page_size,
+            deadline=deadline,
+            stats=stats,
+            strict=strict,
+        )
+        return TaskIterator(pages, stats, _tasks_of(where))
 
     # --- page streams -----------------------------------------------------------------------
 
@@ -354,6 +637,25 @@ class UnpodClient:
             return f"{base}{number}&page_size={size}{query}"
 
         return url_for
+
+    def _paged_url(self, path: str, query: str) -> Callable[[int, int], str]:
+        """``url_for(page, page_size)`` of any paged list at ``path`` (checked by the caller)."""
+        base = self._url(path, "?page=")
+
+        def url_for(number: int, size: int) -> str:
+            return f"{base}{number}&page_size={size}{query}"
+
+        return url_for
+
+    def _run_tasks_url(
+        self, space_token: str, run_id: str, where: TaskFilter
+    ) -> Callable[[int, int], str]:
+        query = where.query_for("a run's tasks", _RUN_TASK_PARAMS)
+        return self._paged_url(_params.run_tasks_path(space_token, run_id), query)
+
+    def _agent_tasks_url(self, agent_handle: str, where: TaskFilter) -> Callable[[int, int], str]:
+        query = where.query_for("an agent's tasks", ())
+        return self._paged_url(_params.agent_tasks_path(agent_handle), query)
 
     def _task_pages(
         self,
@@ -385,6 +687,7 @@ class UnpodClient:
         resume: ResumePoint | None = None,
         max_passes: int = 4,
         strict: bool = False,
+        read_ahead_bytes: int | None = None,
     ) -> AsyncGenerator[Page[P], None]:
         """Validate now (before any request), then pull lazily: the pages of a whole pull."""
         _params.check_positive("page_size", page_size)
@@ -397,7 +700,7 @@ class UnpodClient:
             _decode.combiner_of(decode),
             page_size=page_size,
             concurrency=self.concurrency,
-            read_ahead_bytes=self.read_ahead_bytes,
+            read_ahead_bytes=read_ahead_bytes or self.read_ahead_bytes,
             deadline=deadline,
             stats=stats,
             max_passes=max_passes,
@@ -405,6 +708,14 @@ class UnpodClient:
             resume=resume,
             strict=strict,
         )
+
+
+# What the server's runs/{run_id}/tasks/ view reads besides the page (its task service's query).
+_RUN_TASK_PARAMS = ("thread_id", "user_id")
+
+
+def _runs_of(page: Page[RunsPage]) -> Sequence[Run]:
+    return page.select(page.payload.data)
 
 
 def _filtered(where: TaskFilter, tasks: Sequence[Task]) -> Sequence[Task]:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 the API, the network or the output failed (any ``UnpodError``); 2 the
 command line was wrong (bad arguments, no token); 3 finished, but incomplete (tasks missing
-or skipped, said on stderr); 130 interrupted (Ctrl-C).
+or skipped, said on stderr); 4 partial (``--all-spaces``: some spaces failed, the others were
+written); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._client import UnpodClient
 from ._export import ExportStats, Format
 from ._params import BASE_URL_ENV, ORG_ENV, TOKEN_ENV, TaskFilterArgs, env_token
 from ._progress import isatty, open_display
+from ._spaces import SpacesExportStats
 
 _EXTENSIONS: dict[str, Format] = {
     ".jsonl": "jsonl",
@@ -38,6 +40,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3  # finished, but knows it is short: tasks missing or skipped
+EXIT_PARTIAL = 4  # --all-spaces: some spaces failed, the others were written
 EXIT_INTERRUPTED = 130
 
 
@@ -159,6 +162,8 @@ def shortfall_lines(stats: ExportStats) -> list[str]:
 
 
 async def run_export(args: argparse.Namespace) -> int:
+    if args.all_spaces:
+        return await run_export_spaces(args)
     output: str = args.output
     fmt: Format = args.format or format_for(output)
     filters = _filters(args)
@@ -166,23 +171,119 @@ async def run_export(args: argparse.Namespace) -> int:
     interactive = False if output == "-" and isatty(sys.stdout) else None
     async with _client(args) as client:
         with open_display(interactive=interactive) as display:
-            stats = await client.export_tasks(
-                args.space_token,
-                output,
+            common: dict[str, Any] = {
+                "format": fmt,
+                "page_size": args.page_size,
+                "resume": args.resume,
+                "deadline": args.deadline,
+                "progress": display.update,
+                "strict": args.strict,
+                "csv_formula_guard": args.csv_formula_guard,
+            }
+            if args.agent is not None:
+                stats = await client.export_agent_tasks(args.agent, output, **common, **filters)
+            else:
+                stats = await client.export_tasks(
+                    args.space_token, output, run_id=args.run, **common, **filters
+                )
+    err(summary_line(stats))
+    short = shortfall_lines(stats)
+    for line in short:
+        err(line)
+    return EXIT_INCOMPLETE if short else EXIT_OK
+
+
+def export_sources_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``tasks export``'s source and output, if anything: exactly one
+    source, and the output that goes with it (checked by the parser, before any request)."""
+    given = [
+        name
+        for name, value in (
+            ("SPACE_TOKEN", args.space_token),
+            ("--agent", args.agent),
+            ("--all-spaces", args.all_spaces),
+        )
+        if value
+    ]
+    if len(given) != 1:
+        return "give one of SPACE_TOKEN, --agent HANDLE or --all-spaces" + (
+            f" (not {' and '.join(given)})" if given else ""
+        )
+    if args.run is not None and args.space_token is None:
+        return "--run RUN_ID needs the SPACE_TOKEN the run belongs to"
+    if args.all_spaces:
+        if args.output_dir is None or args.output is not None:
+            return "--all-spaces writes one file per space: give --output-dir DIR"
+    elif args.output is None or args.output_dir is not None:
+        return "the following arguments are required: -o/--output"
+    return None
+
+
+def _spaces_line(summary: SpacesExportStats) -> str:
+    written = len(summary.results) - len(summary.failed)
+    return (
+        f"exported {_plural(summary.tasks, 'task')} of {written}/"
+        f"{_plural(len(summary.results), 'space')} to {summary.directory} "
+        f"({summary.format}) in {summary.seconds:.1f}s ({summary.tasks_per_second:,.0f} tasks/s)"
+    )
+
+
+async def run_export_spaces(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if not client.org_handle:
+        await client.aclose()
+        raise UsageError(f"--all-spaces needs --org-handle or {ORG_ENV}")
+    fmt: Format = args.format or "jsonl"
+    async with client:
+        with open_display() as display:
+            summary = await client.export_spaces(
+                args.output_dir,
                 format=fmt,
+                spaces_at_once=args.spaces_at_once,
                 page_size=args.page_size,
                 resume=args.resume,
                 deadline=args.deadline,
                 progress=display.update,
                 strict=args.strict,
                 csv_formula_guard=args.csv_formula_guard,
-                **filters,
+                **_filters(args),
             )
-    err(summary_line(stats))
-    short = shortfall_lines(stats)
-    for line in short:
-        err(line)
+    err(_spaces_line(summary))
+    short = False
+    for result in summary.results:
+        if result.stats is None:
+            err(f"failed: space {result.space_token}: {result.error}")
+            continue
+        for line in shortfall_lines(result.stats):
+            err(f"space {result.space_token}: {line}")
+            short = True
+    if summary.failed:
+        if len(summary.failed) == len(summary.results):
+            return EXIT_ERROR
+        hint = " (rerun with --resume to continue them)" if args.resume else ""
+        err(f"partial: {len(summary.failed)} of {len(summary.results)} spaces failed{hint}")
+        return EXIT_PARTIAL
     return EXIT_INCOMPLETE if short else EXIT_OK
+
+
+async def run_runs(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        runs = await client.list_runs(args.space_token, page_size=args.page_size)
+    if args.json:
+        _write_stdout(msgspec.json.format(msgspec.json.encode(runs), indent=2) + b"\n")
+    else:
+        rows = [
+            (
+                r.run_id or "",
+                r.status or "",
+                str(r.batch_count or 0),
+                r.run_mode or "",
+                r.created or "",
+            )
+            for r in runs
+        ]
+        print(_table(("RUN_ID", "STATUS", "TASKS", "MODE", "CREATED"), rows))
+    return EXIT_OK
 
 
 async def run_get(args: argparse.Namespace) -> int:
@@ -301,6 +402,10 @@ async def run_simulate(args: argparse.Namespace) -> int:
 
 def interrupt_hint(args: argparse.Namespace) -> str:
     if getattr(args, "handler", None) is run_export:
+        if args.all_spaces:
+            if args.resume:
+                return "interrupted; rerun the same command with --resume to continue"
+            return "interrupted; the spaces not finished were left untouched"
         if args.resume:
             return "interrupted; rerun the same command with --resume to continue"
         if args.output != "-":

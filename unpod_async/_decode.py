@@ -18,8 +18,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ._lenient import as_key, lenient_task
-from ._models import Organization, Space, Task, TasksPage
+from ._lenient import as_key, lenient_run, lenient_task
+from ._models import Organization, Run, RunsPage, Space, Task, TasksPage
 
 __all__ = [
     "Decoded",
@@ -28,6 +28,7 @@ __all__ = [
     "PageDecoder",
     "RawTasks",
     "decode_raw_page",
+    "decode_runs_page",
     "decode_tasks_page",
     "decode_typed_page",
 ]
@@ -341,6 +342,83 @@ def combine_raw_pages(parts: Sequence[Decoded[RawTasks]]) -> Decoded[RawTasks]:
     return Decoded(parts[-1].count, keys, RawTasks(data, multiline, views), None, 0, parts[-1].seq)
 
 
+# --- runs: a model and its decoder, through the same engine -----------------------------------
+
+
+class _RunsPage(msgspec.Struct, gc=False):
+    count: Any = None
+    status_code: Any = None
+    message: Any = None
+    data: tuple[Run, ...] = ()
+
+
+RUNS_PAGE_DECODER = msgspec.json.Decoder(_RunsPage)
+RUN_DECODER = msgspec.json.Decoder(Run)
+
+
+def run_keys(runs: Sequence[Run]) -> list[Key]:
+    """The dedupe key of each run (its own JSON when it has no id at all)."""
+    keys: list[Key] = [run.key for run in runs]
+    if None in keys:
+        keys = [k if k is not None else _ENCODER.encode(r) for k, r in zip(keys, runs, strict=True)]
+    return keys
+
+
+def _runs_page(raw: Any, runs: tuple[Run, ...], repaired: int = 0) -> Decoded[RunsPage]:
+    count = count_of(raw.count)
+    page = RunsPage(
+        count=count or 0,
+        status_code=_as_int(raw.status_code),
+        message=_as_str(raw.message),
+        data=runs,
+    )
+    return Decoded(count, run_keys(runs), page, raw.status_code, repaired)
+
+
+def decode_runs_page(body: bytes) -> Decoded[RunsPage]:
+    """A page of runs as typed :class:`Run` Structs: one decode call, unless a value has an
+    unexpected type (then run by run, a failing run leniently, as for tasks)."""
+    try:
+        typed: _RunsPage = RUNS_PAGE_DECODER.decode(body)
+    except msgspec.ValidationError:
+        try:
+            raw: RawPage = RAW_PAGE_DECODER.decode(body)
+        except msgspec.ValidationError:
+            error = _error_envelope(body)
+            if error is None:
+                raise
+            return Decoded(
+                0, [], RunsPage(status_code=_as_int(error.status_code)), error.status_code
+            )
+        runs: list[Run] = []
+        repaired = 0
+        for item in raw.data:
+            try:
+                runs.append(RUN_DECODER.decode(item))
+            except msgspec.ValidationError:
+                runs.append(lenient_run(item))
+                repaired += 1
+        return _runs_page(raw, tuple(runs), repaired)
+    return _runs_page(typed, typed.data)
+
+
+def combine_runs_pages(parts: Sequence[Decoded[RunsPage]]) -> Decoded[RunsPage]:
+    """One page of runs made of consecutive parts (a page read in pieces)."""
+    data = tuple(run for part in parts for run in part.payload.data)
+    count = parts[-1].count
+    keys = [key for part in parts for key in part.keys]
+    repaired = sum(part.repaired for part in parts)
+    return Decoded(
+        count, keys, RunsPage(count=count or 0, data=data), None, repaired, parts[-1].seq
+    )
+
+
+_COMBINERS: dict[Any, PageCombiner[Any]] = {
+    decode_raw_page: combine_raw_pages,
+    decode_runs_page: combine_runs_pages,
+}
+
+
 def combiner_of(decode: PageDecoder[Any]) -> PageCombiner[Any]:
     """How pieces of a page decoded with ``decode`` join into one page."""
-    return combine_raw_pages if decode is decode_raw_page else combine_typed_pages
+    return _COMBINERS.get(decode, combine_typed_pages)

@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
-from ._models import Task
+from ._models import Run, Task
 
-__all__ = ["as_key", "lenient_task"]
+__all__ = ["as_key", "lenient_run", "lenient_task"]
 
 _ANY = msgspec.json.Decoder()
 _DROP: Any = object()
@@ -102,3 +102,19 @@ def lenient_task(raw: bytes | msgspec.Raw) -> Task:
     if invalid:
         task = msgspec.structs.replace(task, invalid_fields=invalid)
     return task
+
+
+def lenient_run(raw: bytes | msgspec.Raw) -> Run:
+    """The run in ``raw`` (valid JSON), with whatever does not fit in ``invalid_fields``."""
+    value = _ANY.decode(raw)
+    invalid: dict[str, Any] = {}
+    if not isinstance(value, dict):
+        return Run(invalid_fields={"": value})
+    run_id = value.get("run_id")
+    if isinstance(run_id, int | float) and not isinstance(run_id, bool):
+        value = {**value, "run_id": as_key(run_id)}
+    value.pop("invalid_fields", None)
+    run: Run = _struct(Run, value, "", invalid)
+    if invalid:
+        run = msgspec.structs.replace(run, invalid_fields=invalid)
+    return run

@@ -27,6 +27,8 @@ __all__ = [
     "CallSummary",
     "Organization",
     "PostCallData",
+    "Run",
+    "RunsPage",
     "Space",
     "Task",
     "TaskOutput",
@@ -298,3 +300,58 @@ class Organization(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     # Added from the backend's serializer; free-form (see Space).
     is_private_domain: Any = None
     role: Any = None
+
+
+class Run(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """One run of a space: a batch of tasks started together (``GET spaces/{token}/runs/``).
+
+    The backend's runs list keeps ``space_id, user, thread_id, run_id, collection_ref,
+    run_mode, status, batch_count, created, modified``; the other fields appear in the stored
+    run and may come through too. ``run_mode`` (``"dev"``, ``"prod"``, ``"prefect"``, ...) and
+    ``status`` are open sets of strings, and ``invalid_fields`` is ``None`` unless a value had
+    a type no field allows (as in :class:`Task`: the run is kept, the value moved there).
+
+    >>> run.run_id, run.status, run.batch_count  # doctest: +SKIP
+    ('R6f1c...', 'completed', 250)
+    """
+
+    id: str | None = msgspec.field(default=None, name="_id")
+    doc_id: str | None = msgspec.field(default=None, name="id")
+    run_id: str | None = None
+    run_mode: str | None = None
+    status: str | None = None
+    batch_count: int | None = None
+    created: str | None = None
+    modified: str | None = None
+    space_id: int | str | None = None
+    user: int | str | dict[str, Any] | None = None
+    user_org_id: int | str | None = None
+    thread_id: str | None = None
+    collection_ref: str | None = None
+    run_type: str | None = None
+    scheduled_timestamp: str | float | None = None
+    invalid_fields: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str | None:
+        """The identity used to deduplicate: ``run_id``, else ``_id``, else ``id``."""
+        return self.run_id or self.id or self.doc_id
+
+    @property
+    def created_at(self) -> datetime | None:
+        """``created`` as an aware datetime (a value without a zone is UTC)."""
+        return parse_datetime(self.created)
+
+    @property
+    def modified_at(self) -> datetime | None:
+        """``modified`` as an aware datetime (a value without a zone is UTC)."""
+        return parse_datetime(self.modified)
+
+
+class RunsPage(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """One page of ``GET spaces/{space_token}/runs/``, newest first, like the tasks list."""
+
+    count: int = 0
+    status_code: int | None = None
+    message: str | None = None
+    data: tuple[Run, ...] = ()

@@ -134,6 +134,18 @@ def space_tasks_path(space_token: str) -> str:
     return f"spaces/{path_segment('space_token', space_token)}/tasks/"
 
 
+def space_runs_path(space_token: str) -> str:
+    return f"spaces/{path_segment('space_token', space_token)}/runs/"
+
+
+def run_tasks_path(space_token: str, run_id: str) -> str:
+    return f"{space_runs_path(space_token)}{path_segment('run_id', run_id)}/tasks/"
+
+
+def agent_tasks_path(agent_handle: str) -> str:
+    return f"agents/{path_segment('agent_handle', agent_handle)}/tasks/"
+
+
 # --- numbers --------------------------------------------------------------------------------
 
 
@@ -330,6 +342,27 @@ class TaskFilter:
     def query(self) -> str:
         """The parameters as an encoded query suffix (``""`` or ``"&a=b..."``)."""
         params = self.params()
+        return "&" + urllib.parse.urlencode(params) if params else ""
+
+    def query_for(self, endpoint: str, honoured: Sequence[str]) -> str:
+        """:meth:`query` for an endpoint whose server reads only the ``honoured`` parameters.
+
+        The client-side checks (``status``, the ``created`` bounds) still apply to what it
+        sends; any other filter would be silently ignored there, so it is refused here.
+
+        >>> TaskFilter(thread_id="th_1").query_for("a run's tasks", ("thread_id", "user_id"))
+        '&thread_id=th_1'
+        """
+        client_only = {"from_ts", "to_ts"}  # checked again on each task: sent nowhere else
+        params = [(k, v) for k, v in self.params() if k not in client_only]
+        refused = [k for k, _ in params if k not in honoured]
+        if refused:
+            names = {"status": "outcome", "search": "search/search_pattern"}
+            listed = ", ".join(names.get(k, k) for k in refused)
+            raise ValueError(
+                f"{endpoint} cannot be filtered by {listed} (the server ignores it there); "
+                "status= and the created bounds are checked on each task and work everywhere"
+            )
         return "&" + urllib.parse.urlencode(params) if params else ""
 
     def identity(self) -> str:

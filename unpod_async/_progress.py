@@ -76,8 +76,11 @@ def describe(snap: Snapshot) -> str:
     """``48/200 pages, 3,400/20,000 tasks, 8,328 tasks/s, ETA 0:02, 1 retry``."""
     planned = max(snap.pages_planned, snap.pages_done)
     retries = f"{snap.retries} {'retry' if snap.retries == 1 else 'retries'}"
+    # An export of several spaces (``SpacesProgress``) says how many are done first.
+    spaces = getattr(snap, "spaces_total", None)
+    head = f"{getattr(snap, 'spaces_done', 0)}/{spaces} spaces, " if spaces is not None else ""
     return (
-        f"{snap.pages_done}/{planned} pages, {snap.tasks_written:,}/{snap.expected:,} tasks, "
+        f"{head}{snap.pages_done}/{planned} pages, {snap.tasks_written:,}/{snap.expected:,} tasks, "
         f"{_rate(snap):,.0f} tasks/s, ETA {format_duration(_eta(snap))}, {retries}"
     )
 

@@ -2,7 +2,9 @@
 
 Exit codes: 0 done; 1 the API, the network or the output failed (any ``UnpodError``); 2 the
 command line was wrong (bad arguments, no token); 3 finished, but incomplete (tasks missing
-or skipped, said on stderr); 130 interrupted (Ctrl-C).
+or skipped, said on stderr); 4 partial: ``tasks export --all-spaces`` wrote some spaces but
+others failed (each named on stderr; a rerun with ``--resume`` continues them; when every space
+fails the code is 1); 130 interrupted (Ctrl-C).
 
 The API token is never printed: it is not an argparse default (so ``--help`` cannot show it),
 and every error or log line is scrubbed of it before it reaches the terminal.
@@ -278,6 +280,42 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     filters.add_argument("--user-id", metavar="ID", help="only tasks of this user")
 
 
+def _add_sources(parser: argparse.ArgumentParser) -> None:
+    """``tasks export``'s other sources: every space, one run, one agent."""
+    org = parser.add_argument_group("other sources")
+    org.add_argument(
+        "--all-spaces",
+        action="store_true",
+        help="every space of --org-handle, concurrently, one file per space in --output-dir "
+        "(Parquet: one dataset partitioned by space_token)",
+    )
+    org.add_argument(
+        "--output-dir", metavar="DIR", help="where --all-spaces writes (created if missing)"
+    )
+    org.add_argument(
+        "--spaces-at-once",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="spaces exported at the same time by --all-spaces, sharing --concurrency (default: 4)",
+    )
+    org.add_argument("--run", metavar="RUN_ID", help="only the tasks of this run of SPACE_TOKEN")
+    org.add_argument("--agent", metavar="HANDLE", help="the tasks of this agent, across its spaces")
+
+
+def _add_runs(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``runs list SPACE_TOKEN``."""
+    runs = commands.add_parser("runs", help="the runs of a space")
+    runs_cmds = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    runs_list = runs_cmds.add_parser(
+        "list", parents=[common], help="list the runs of a space, newest first"
+    )
+    runs_list.add_argument("space_token", metavar="SPACE_TOKEN")
+    runs_list.add_argument("--page-size", type=_positive_int, default=100, metavar="N")
+    runs_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs_list.set_defaults(handler=_commands.run_runs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``unpod-async`` command line."""
     common = _global_options(suppress=True)
@@ -301,10 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="export every task of a space to a file",
         description="Export every task of a space, once each, newest first.",
     )
-    export.add_argument("space_token", metavar="SPACE_TOKEN")
     export.add_argument(
-        "-o", "--output", required=True, metavar="FILE", help="output file, or - for stdout"
+        "space_token",
+        metavar="SPACE_TOKEN",
+        nargs="?",
+        help="the space to export (or --agent HANDLE, or --all-spaces)",
     )
+    export.add_argument("-o", "--output", metavar="FILE", help="output file, or - for stdout")
+    _add_sources(export)
     export.add_argument(
         "--format",
         choices=FORMATS,
@@ -333,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
         "in front, so that a spreadsheet does not run it as a formula)",
     )
     _add_filters(export)
-    export.set_defaults(handler=_commands.run_export)
+    export.set_defaults(
+        handler=_commands.run_export, check=_commands.export_sources_problem, parser=export
+    )
 
     get = tasks_cmds.add_parser(
         "get", parents=[common], help="print one page of a space's tasks as JSON"
@@ -343,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--page-size", type=_positive_int, default=20, metavar="N")
     _add_filters(get)
     get.set_defaults(handler=_commands.run_get)
+
+    _add_runs(commands, common)
 
     # spaces / orgs
     spaces = commands.add_parser("spaces", help="the spaces of an organization")
@@ -439,6 +485,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _Parser.redact = redact
     try:
         args = build_parser().parse_args(argv)
+        # What argparse cannot say alone (one source of several), said as its usage errors.
+        check = getattr(args, "check", None)
+        problem = check(args) if check is not None else None
+        if problem is not None:
+            args.parser.error(problem)
     except SystemExit as exc:  # --help and --version (0), or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     finally:

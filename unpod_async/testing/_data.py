@@ -25,9 +25,11 @@ import msgspec
 __all__ = [
     "BASE_EPOCH",
     "OUTCOME_LABELS",
+    "RUN_SIZE",
     "SPACE_ID",
     "USERS",
     "TaskRecord",
+    "assignee_of",
     "iso8601",
     "make_record",
     "object_id",
@@ -35,6 +37,9 @@ __all__ = [
     "real_task_document",
     "render_real_task",
     "render_task",
+    "run_document",
+    "run_id_of",
+    "run_of",
     "task_document",
     "thread_id_of",
 ]
@@ -43,6 +48,8 @@ __all__ = [
 BASE_EPOCH: Final = 1_767_225_600
 #: The ``space_id`` every task of the simulated space carries.
 SPACE_ID: Final = 4242
+#: Tasks per run: serials ``k * RUN_SIZE`` .. ``(k + 1) * RUN_SIZE - 1`` of a space are run ``k``.
+RUN_SIZE: Final = 250
 
 _STATUSES: Final = (
     ("completed", 70),
@@ -794,8 +801,62 @@ def _post_call_data(
     return data
 
 
+def run_of(serial: int) -> int:
+    """The index of the run a task belongs to (tasks are created a run at a time)."""
+    return serial // RUN_SIZE
+
+
+def _run_stream(seed: int, run: int) -> bytes:
+    return hashlib.blake2b(b"unpod-run:%d:%d" % (seed, run), digest_size=20).digest()
+
+
+def run_id_of(seed: int, serial: int) -> str:
+    """The ``run_id`` of a real-shaped task: shared by the tasks of its run."""
+    return "R" + _run_stream(seed, run_of(serial))[:16].hex()
+
+
+def assignee_of(seed: int, serial: int) -> str:
+    """The agent handle a real-shaped task is assigned to: one per run, as the backend's
+    ``create_run`` assigns a whole run to one agent (the 8 agents take the runs in turn)."""
+    return f"agent-{(seed + run_of(serial)) % 8 + 1}"
+
+
+def run_document(
+    seed: int, run: int, records: list[TaskRecord], *, space_id: int = SPACE_ID
+) -> dict[str, Any]:
+    """A run as the backend's runs list sends it (its response model's fields), given the
+    current records of its tasks (any order)."""
+    d = _run_stream(seed, run)
+    statuses = {rec.status for rec in records}
+    if statuses <= {"completed"}:
+        status = "completed"
+    elif statuses & {"pending", "in_progress", "hold"}:
+        status = "in_progress"
+    else:
+        status = "partially_completed"
+    first = min((rec.created for rec in records), default=BASE_EPOCH + run * RUN_SIZE * 60)
+    last = max((rec.created for rec in records), default=first)
+    return {
+        "space_id": str(space_id),
+        "user": str(USERS[d[17] % len(USERS)]["id"]),
+        "thread_id": None,
+        "run_id": "R" + d[:16].hex(),
+        "collection_ref": f"collection_data_{run % 97}",
+        "run_mode": "prefect" if d[18] < 64 else "default",
+        "status": status,
+        "batch_count": len(records),
+        "created": naive_iso(first - 5),
+        "modified": naive_iso(last + 900),
+    }
+
+
 def real_task_document(
-    seed: int, serial: int, *, ids: IdStyle = "mixed", poisoned: bool = False
+    seed: int,
+    serial: int,
+    *,
+    ids: IdStyle = "mixed",
+    poisoned: bool = False,
+    space_id: int = SPACE_ID,
 ) -> dict[str, Any]:
     """The task as the real backend sends it, as a JSON-ready dict.
 
@@ -825,7 +886,7 @@ def real_task_document(
         user_input["language"] = _LANGUAGES[d[33] % len(_LANGUAGES)]
     summary = _SUMMARIES[d[40] % len(_SUMMARIES)]
     call_id = "call_" + d[96:104].hex()
-    recording = f"https://recordings.example/{SPACE_ID}/{call_id}.mp3"
+    recording = f"https://recordings.example/{space_id}/{call_id}.mp3"
     end = created
     output: dict[str, Any]
     if not head.has_output:
@@ -887,14 +948,14 @@ def real_task_document(
     if ids in ("id", "_id"):
         doc[ids] = object_id(seed, serial, created)
     user = USERS[head.user]
-    doc["space_id"] = SPACE_ID
+    doc["space_id"] = space_id
     doc["thread_id"] = _thread_id(seed, serial, d)
     doc["user"] = user["id"]
     doc["user_org_id"] = 3
     doc["user_info"] = user
-    doc["run_id"] = "R" + d[104:120].hex()
+    doc["run_id"] = run_id_of(seed, serial)
     doc["task_id"] = head.task_id
-    doc["collection_ref"] = f"collection_data_{serial % 97}"
+    doc["collection_ref"] = f"collection_data_{run_of(serial) % 97}"
     doc["execution_type"] = None if poisoned else "call"
     doc["task"] = {
         "objective": _OBJECTIVES[d[48] % len(_OBJECTIVES)],
@@ -904,7 +965,7 @@ def real_task_document(
     doc["output"] = output
     doc["attachments"] = []
     doc["ref_id"] = f"ref-{serial}" if d[50] < 180 else None
-    doc["assignee"] = f"agent-{d[47] % 8 + 1}" if d[47] < 200 else None
+    doc["assignee"] = assignee_of(seed, serial)
     doc["run_mode"] = _RUN_MODE_TABLE[d[46] % len(_RUN_MODE_TABLE)]
     doc["status"] = status
     doc["created"] = naive_iso(created)
@@ -916,7 +977,12 @@ def real_task_document(
 
 
 def render_real_task(
-    seed: int, serial: int, *, ids: IdStyle = "mixed", poisoned: bool = False
+    seed: int,
+    serial: int,
+    *,
+    ids: IdStyle = "mixed",
+    poisoned: bool = False,
+    space_id: int = SPACE_ID,
 ) -> bytes:
     """The real-shaped task's exact JSON bytes."""
-    return _encode(real_task_document(seed, serial, ids=ids, poisoned=poisoned))
+    return _encode(real_task_document(seed, serial, ids=ids, poisoned=poisoned, space_id=space_id))

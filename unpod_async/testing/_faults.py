@@ -39,6 +39,9 @@ FAULT_KINDS: Final = frozenset(
     }
 )
 
+#: The paged lists a :class:`Fault` can aim at.
+ROUTES: Final = frozenset({"tasks", "runs", "run_tasks", "agent_tasks"})
+
 # Faults answered without computing the page.
 IMMEDIATE: Final = frozenset({"status", "206", "429", "reset", "malformed", "html200", "empty"})
 
@@ -60,6 +63,10 @@ class Fault:
     Faults in :attr:`Simulator.faults` are checked in list order; the first whose ``page``
     matches (``None`` matches any request) is applied and its ``times`` decremented (it is
     replaced by a copy with ``times - 1``, or removed from the list once used up).
+
+    ``route`` aims it at another paged list instead: ``"runs"`` (a space's runs; a ``206``
+    then says "Runs Fetch Failed"), ``"run_tasks"`` (a run's tasks) or ``"agent_tasks"`` (an
+    agent's tasks, with the faults of the simulator itself, not of one of its ``spaces``).
 
     Kinds:
 
@@ -85,12 +92,15 @@ class Fault:
     retry_after: str | None = "0.05"
     message: str | None = None
     delay: float = 5.0
+    route: str = "tasks"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(
                 f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}"
             )
+        if self.route not in ROUTES:
+            raise ValueError(f"unknown route {self.route!r}; expected one of {sorted(ROUTES)}")
 
 
 RESET: Final = Fault("reset")
@@ -145,12 +155,12 @@ def json_response(
     return web.Response(status=status, body=_encode(payload), content_type=JSON, headers=headers)
 
 
-def fetch_failed(errors: Any) -> web.Response:
+def fetch_failed(errors: Any, message: str = "Tasks Fetch Failed") -> web.Response:
     return json_response(
         206,
         {
             "status_code": 206,
-            "message": "Tasks Fetch Failed",
+            "message": message,
             "data": {"errors": errors},
             "errors": errors,
         },

@@ -15,7 +15,7 @@ import gc
 import inspect
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final
@@ -47,6 +47,7 @@ from ._faults import (
     reset_mid_body,
     slow_body,
 )
+from ._org import PAGED_ROUTES, BadRequest, org_route, parse_int, serve_org, space_document
 
 __all__ = ["FAULT_KINDS", "Fault", "RequestRecord", "Simulator", "serve"]
 
@@ -110,12 +111,8 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class _BadRequest(Exception):
-    """A query parameter the backend cannot handle (answered with 206 "Tasks Fetch Failed")."""
-
-    def __init__(self, errors: Any) -> None:
-        super().__init__(str(errors))
-        self.errors = errors
+# A query parameter the backend cannot handle (answered with 206 "Tasks Fetch Failed").
+_BadRequest = BadRequest
 
 
 # legacy: (statuses, call_type, from_ts, to_ts, search)
@@ -172,6 +169,16 @@ class Simulator:
     ``Authorization`` schemes the spaces and organizations views accept (the backend code
     takes only ``("JWT", "Bearer")``; the docs say ``Token``, the default); ``strict=True``
     answers 415 to an API request without ``Content-Type: application/json``.
+
+    The organization (``_org``): ``spaces={"token": n_tasks, ...}`` adds more spaces beside
+    this one (listed after it by ``GET spaces/``, each with tasks of its own seed and its own
+    ``space_id``); :meth:`space` returns the simulator of one of them, whose ``faults``,
+    ``insert``/``delete`` and ``poison`` are that space's. Every space serves its runs
+    (``GET spaces/{token}/runs/``: a run is ``RUN_SIZE`` = 250 consecutive tasks) and each run's
+    tasks (``GET spaces/{token}/runs/{run_id}/tasks/``), and ``GET agents/{handle}/tasks/``
+    serves an agent's tasks across the spaces (``agent-1`` .. ``agent-8`` take the runs in
+    turn). A :class:`Fault` with ``route=`` aims at those lists. :attr:`in_flight` and
+    :attr:`peak_in_flight` count the requests the server is handling at once.
     """
 
     def __init__(
@@ -199,6 +206,7 @@ class Simulator:
         spaces_auth: Iterable[str] = ("Token",),
         strict: bool = False,
         utc_offset: float = 0.0,
+        spaces: Mapping[str, int] | None = None,
     ) -> None:
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
@@ -247,6 +255,16 @@ class Simulator:
         self._host = "127.0.0.1"
         self._port: int | None = None
         self.poison(*poisoned)
+        # The organization: more spaces beside this one (each a simulator of its own, served
+        # through this one), their runs, and the agents' views (``_org``).
+        self._space_id = SPACE_ID
+        self._agent_cache: dict[int, str] = {}
+        self._agent_raw: dict[tuple[str, int], bytes] = {}
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._others: dict[str, Simulator] = {}
+        for index, (other, n) in enumerate((spaces or {}).items()):
+            self._add_space(other, n, index)
 
     # ------------------------------------------------------------------ data
 
@@ -295,6 +313,47 @@ class Simulator:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    def _add_space(self, space_token: str, tasks: int, index: int) -> None:
+        """One more space of the organization: a simulator configured like this one, with a
+        seed and a ``space_id`` of its own."""
+        if space_token == self.space_token or not isinstance(space_token, str) or not space_token:
+            raise ValueError(f"spaces: {space_token!r} must be a new, non-empty space token")
+        child = Simulator(
+            tasks,
+            seed=self.seed * 1009 + index + 1,
+            space_token=space_token,
+            token=self.token,
+            org_handle=self.org_handle,
+            page_size_cap=self.page_size_cap,
+            default_page_size=self.default_page_size,
+            fault_rate=self.fault_rate,
+            fault_kinds=self.fault_kinds,
+            retry_after=self.retry_after,
+            legacy_shapes=self.legacy_shapes,
+            legacy_filters=self.legacy_filters,
+            legacy_params=self.legacy_params,
+            ids=self._ids,
+            spaces_auth=self.spaces_auth,
+            strict=self.strict,
+            utc_offset=self.utc_offset,
+        )
+        child._space_id = SPACE_ID + index + 1
+        self._others[space_token] = child
+
+    @property
+    def space_tokens(self) -> list[str]:
+        """The tokens of the organization's spaces: this one first, then ``spaces``."""
+        return [self.space_token, *self._others]
+
+    def space(self, space_token: str) -> Simulator:
+        """The simulator of one space of the organization (this one for its own token): its
+        tasks, ``faults``, ``insert``/``delete``, ``poison`` and ``on_request`` are that
+        space's. Requests are recorded here, in :attr:`requests`, and ``latency`` is this one's.
+        """
+        if space_token == self.space_token:
+            return self
+        return self._others[space_token]
 
     def _changed(self) -> None:
         self._filter_cache.clear()
@@ -350,6 +409,7 @@ class Simulator:
             raw = render_real_task(
                 self.seed,
                 rec.serial,
+                space_id=self._space_id,
                 ids="none" if self._strip_ids else self._ids,
                 poisoned=bool(self._poisoned_serials or self._poisoned_ids)
                 and self._is_poisoned(rec),
@@ -431,9 +491,14 @@ class Simulator:
             headers=dict(request.headers),
         )
         self.requests.append(record)
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
-        resp = await self._dispatch(request, record)
+        self.in_flight += 1  # measured where the bound matters: at the server
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            resp = await self._dispatch(request, record)
+        finally:
+            self.in_flight -= 1
         if not isinstance(resp, Aborted) and not record.status:
             record.status = resp.status
         return resp
@@ -453,7 +518,10 @@ class Simulator:
         if self.legacy_shapes:
             return json_response(404, {"message": "Not found."})
         path = request.path
-        if not path.endswith("/") and self._route(path + "/")[0] is not None:
+        slashed = path + "/"
+        if not path.endswith("/") and (
+            self._route(slashed)[0] is not None or org_route(slashed) is not None
+        ):
             # Django's APPEND_SLASH: a redirect to the slashed path, query kept.
             location = path + "/" + (f"?{request.query_string}" if request.query_string else "")
             return web.Response(status=301, headers={"Location": location})
@@ -461,6 +529,9 @@ class Simulator:
 
     async def _dispatch(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
         route, space = self._route(request.path)
+        org = org_route(request.path) if route is None else None
+        if org is not None:
+            route = org[0]
         if route is None:
             return self._not_found(request)
         if request.method != "GET":
@@ -478,10 +549,12 @@ class Simulator:
                         "data": {},
                     },
                 )
-        schemes = ("Token",) if route == "tasks" else self.spaces_auth
+        schemes = ("Token",) if route in PAGED_ROUTES else self.spaces_auth
         denied = self._check_auth(request, schemes)
         if denied is not None:
             return denied
+        if org is not None:
+            return await serve_org(self, request, record, *org)
         if route == "organizations":
             return self._organizations()
         if route == "spaces":
@@ -563,14 +636,17 @@ class Simulator:
         envelope: dict[str, Any] = {
             "status_code": 200,
             "message": "Spaces Fetched Successfully",
-            "data": [space],
+            "data": [space, *(space_document(s, self.org_handle) for s in self._others.values())],
         }
-        return json_response(200, {"count": 1, **envelope} if legacy else envelope)
+        count = len(envelope["data"])
+        return json_response(200, {"count": count, **envelope} if legacy else envelope)
 
     async def _tasks_list(
         self, request: web.Request, record: RequestRecord, space: str
     ) -> web.StreamResponse:
         query = record.query
+        if space in self._others:
+            return await self._others[space]._tasks_list(request, record, space)
         if space != self.space_token:
             return json_response(
                 206, {"status_code": 206, "message": "Invalid Space Token", "data": {}}
@@ -629,7 +705,7 @@ class Simulator:
 
         selected = self._select(key)
         space_id = query.get("space_id")
-        if not legacy_params and space_id is not None and space_id != str(SPACE_ID):
+        if not legacy_params and space_id is not None and space_id != str(self._space_id):
             selected = []  # the query's space_id replaced the URL's space: another space
         count = len(selected) + self.count_offset
         if size == 0:
@@ -659,9 +735,11 @@ class Simulator:
                 return await slow_body(request, record, body, fault.delay)
         return web.Response(status=200, body=body, content_type=JSON)
 
-    def _take_fault(self, page: int | None) -> Fault | None:
+    def _take_fault(self, page: int | None, route: str = "tasks") -> Fault | None:
         for index, fault in enumerate(self.faults):
             if fault.times <= 0 or (fault.page is not None and fault.page != page):
+                continue
+            if fault.route != route:
                 continue
             if fault.times == 1:
                 del self.faults[index]
@@ -673,12 +751,14 @@ class Simulator:
             return random_fault(kind, self.retry_after)
         return None
 
-    def _real_page(self, page: int | None, size_text: str | None) -> tuple[int, int]:
+    def _real_page(
+        self, page: int | None, size_text: str | None, *, default: int | None = None
+    ) -> tuple[int, int]:
         """``page`` and ``page_size`` as the backend reads them (Mongo's skip and limit)."""
         page = 1 if page is None else page
         size = _parse_int(size_text) if size_text is not None else None
         if size is None:
-            size = self.default_page_size
+            size = self.default_page_size if default is None else default
         if page <= 0 or (page - 1) * size < 0:
             raise _BadRequest({"detail": "skip must be >= 0"})
         if (page - 1) * size >= _MAX_SKIP or abs(size) >= _MAX_SKIP:
@@ -740,11 +820,7 @@ class Simulator:
         return out
 
 
-def _parse_int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
+_parse_int = parse_int
 
 
 def _parse_ts(query: dict[str, str], name: str) -> float | None:
