@@ -367,13 +367,6 @@ class Report:
             "[profiles/](profiles/). Top self-time frames of the event-loop thread:",
             "",
         ]
-        analysis = files[0].parent / "ANALYSIS.md"
-        if analysis.exists():
-            first = analysis.read_text(encoding="utf-8").splitlines()[0].removeprefix("# ")
-            out[-2] += (
-                f" What stands in the way of the missed targets, with the evidence: "
-                f"[profiles/ANALYSIS.md](profiles/ANALYSIS.md) ({first})."
-            )
         for path in files:
             lines = path.read_text(encoding="utf-8").splitlines()
             head = lines[0].removeprefix("# ") if lines else path.stem
@@ -456,6 +449,14 @@ class Report:
             "|---|---|---|---|",
         ]
         out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+        analysis = Path(__file__).resolve().parent / "profiles" / "ANALYSIS.md"
+        if analysis.exists() and not self.quick and any("MISS" in r[3] for r in rows):
+            first = analysis.read_text(encoding="utf-8").splitlines()[0].removeprefix("# ")
+            out += [
+                "",
+                "What stands in the way of each miss, from py-spy profiles: "
+                f"[profiles/ANALYSIS.md](profiles/ANALYSIS.md) ({first}).",
+            ]
         return [*out, ""]
 
     def _ratios_section(self) -> list[str]:
