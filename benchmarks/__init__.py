@@ -1,5 +1,6 @@
-"""Benchmarks of unpod-async against plain aiohttp, httpx + pydantic and a naive loop.
+"""Benchmarks of unpod-async against bare loops doing the same work minus what they omit.
 
-``python -m benchmarks`` runs the default suite (see ``--help``); ``benchmarks.bench_paging`` is
-the core client's acceptance benchmark and ``benchmarks.profile_hot_path`` profiles it.
+``python -m benchmarks`` runs the suite (see ``--help``) and writes RESULTS.md and results.png;
+``benchmarks.profile_hot_path`` profiles the CPU-bound pulls with py-spy; ``benchmarks/soak.py``
+pulls a very large space through a faulty server.
 """

@@ -1,10 +1,11 @@
 """Deterministic task JSON and whole pre-rendered pages for the benchmark server.
 
-A pool of distinct, realistic tasks is rendered once (by the simulator's ``render_task`` when it
-is importable, else by a small built-in generator); task ``serial`` reuses pool entry
-``serial % POOL_SIZE`` with its ``task_id`` and ``_id`` swapped for ids unique to ``serial``.
-So every task of a space is distinct by identity, the bytes stay realistic (~2.4 KB, 4-16
-transcript turns), and rendering 500,000 tasks takes about a second instead of fifteen.
+A pool of distinct, realistic tasks is rendered once (by the simulator's ``render_real_task``,
+the real backend's shape, when it is importable; else its ``render_task``; else a small built-in
+generator); task ``serial`` reuses pool entry ``serial % POOL_SIZE`` with its ``task_id`` and
+``_id`` (or ``id``) swapped for ids unique to ``serial``. So every task of a space is distinct by
+identity, the bytes stay realistic (~2.6 KB, transcripts, non-ASCII text), and rendering
+500,000 tasks takes a few seconds instead of a minute.
 
 The server order is newest first: page 1 holds the highest serials.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
@@ -22,8 +23,11 @@ __all__ = [
     "POOL_SIZE",
     "empty_page",
     "ids_digest",
+    "make_pool",
+    "page_head",
     "page_serials",
     "render_pages",
+    "render_tasks",
     "task_id",
     "task_ids",
 ]
@@ -37,6 +41,7 @@ _encode = msgspec.json.Encoder().encode
 class _Ids(msgspec.Struct):
     task_id: str
     id: str | None = msgspec.field(default=None, name="_id")
+    plain_id: object = msgspec.field(default=None, name="id")  # the real shape's other spelling
 
 
 _IDS = msgspec.json.Decoder(_Ids)
@@ -131,6 +136,15 @@ _WORDS = (
 
 
 def _renderer() -> tuple[str, Callable[[int, int], bytes]]:
+    """The simulator's real-backend shape when it has one, else its earlier shape, else ours."""
+    try:
+        from unpod_async.testing._data import render_real_task
+    except ImportError:
+        pass
+    else:
+        return "unpod_async.testing._data.render_real_task (the real backend's shape)", (
+            lambda seed, serial: render_real_task(seed, serial)
+        )
     try:
         from unpod_async.testing._data import render_task
     except ImportError:
@@ -152,10 +166,11 @@ class _Pool:
             body = render(seed, serial)
             ids = _IDS.decode(body)
             cuts = [(body.index(ids.task_id.encode()), len(ids.task_id), 0)]
-            if ids.id:
-                cuts.append((body.index(ids.id.encode()), len(ids.id), 1))
+            for other in (ids.id, ids.plain_id):
+                if isinstance(other, str) and other and other != ids.task_id:
+                    cuts.append((body.index(b'"%s"' % other.encode()) + 1, len(other), 1))
             cuts.sort()
-            # segments[0], slot, segments[1], slot, ...; slot kinds: 0 task_id, 1 _id
+            # segments[0], slot, segments[1], slot, ...; slot kinds: 0 task_id, 1 _id or id
             parts: list[bytes] = []
             kinds: list[int] = []
             pos = 0
@@ -176,19 +191,34 @@ class _Pool:
         out.append(parts[-1])
 
 
-def _head(count: int) -> bytes:
+def page_head(count: int) -> bytes:
     return b'{"count":%d,"status_code":200,"message":"%s","data":[' % (count, MESSAGE.encode())
 
 
 def empty_page(n_tasks: int) -> bytes:
     """What the API answers past the last page: 200, ``data: []``, the full ``count``."""
-    return _head(n_tasks) + b"]}"
+    return page_head(n_tasks) + b"]}"
+
+
+def render_tasks(seed: int, serials: Iterable[int], pool: _Pool | None = None) -> list[bytes]:
+    """The JSON bytes of each task of ``serials`` (for a space that changes while it is read)."""
+    pool = pool or make_pool(seed)
+    out = []
+    for serial in serials:
+        pieces: list[bytes] = []
+        pool.add_task(pieces, seed, serial)
+        out.append(b"".join(pieces))
+    return out
+
+
+def make_pool(seed: int, n_tasks: int = POOL_SIZE) -> _Pool:
+    return _Pool(seed, min(POOL_SIZE, max(1, n_tasks)))
 
 
 def render_pages(seed: int, n_tasks: int, page_size: int) -> list[bytes]:
     """Every page of a space of ``n_tasks`` tasks, as the exact response bytes."""
     pool = _Pool(seed, min(POOL_SIZE, max(1, n_tasks)))
-    head = _head(n_tasks)
+    head = page_head(n_tasks)
     pages = []
     for page in range(1, math.ceil(n_tasks / page_size) + 1):
         pieces = [head]

@@ -85,6 +85,10 @@ class TaskSpec(_Model):
 
 
 class Task(_Model):
+    # By alias only: with populate_by_name the field ``id`` (alias ``_id``) would also take
+    # the JSON key ``id``, which is ``doc_id``'s (as msgspec's ``name=`` reads it).
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+
     id: str | None = Field(default=None, alias="_id")
     doc_id: str | None = Field(default=None, alias="id")
     task_id: str | None = None

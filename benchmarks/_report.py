@@ -2,44 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import inspect
+import json
 import os
 import platform
 import statistics
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from ._contenders import CONTENDERS
 from ._pages import generator_name
-from ._scenarios import RETRY_DELAY, DecodeResult, MemoryResult, TimedResult
+from ._scenarios import CONCURRENCY, RETRY_DELAY, Cell, DecodeResult, MemoryResult, Plan, Run
+from ._server import ServerConfig
 
-__all__ = ["Report", "machine_facts"]
+__all__ = ["Ratio", "Report", "machine_facts"]
 
 PACKAGES = ("unpod-async", "aiohttp", "msgspec", "tenacity", "httpx", "pydantic", "orjson")
-
-# (scenario, contender, versus, minimum speed ratio)
-# "iter" targets are checked twice: streamed (iter_tasks) and holding every task like the
-# other in-memory contenders do (get_all_tasks, the strict like-for-like comparison).
-TARGETS: tuple[tuple[str, str, str, float], ...] = (
-    ("a", "iter_tasks", "bare", 0.95),
-    ("a", "get_all_tasks", "bare", 0.95),
-    ("a", "export_jsonl", "bare", 0.95),
-    ("b", "iter_tasks", "bare", 0.9),
-    ("b", "get_all_tasks", "bare", 0.9),
-    ("b", "export_jsonl", "bare", 1.0),
-    ("b", "iter_tasks", "httpx", 5.0),
-    ("b", "get_all_tasks", "httpx", 5.0),
-    ("b", "export_jsonl", "httpx", 5.0),
-    ("b", "iter_tasks", "naive", 3.0),
-    ("b", "get_all_tasks", "naive", 3.0),
-    ("b", "export_jsonl", "naive", 3.0),
-)
-RATIOS = tuple(
-    (fast, slow)
-    for fast in ("iter_tasks", "get_all_tasks", "export_jsonl")
-    for slow in ("bare", "httpx", "naive")
-)
 RSS_BUDGET_MB = 30.0
 
 
@@ -61,13 +45,46 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def filesystem_of(path: Path) -> str:
+    """The type and device of the filesystem holding ``path`` (from /proc/mounts)."""
+    best = ("", "unknown", "")
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            for line in f:
+                device, mount, kind = line.split()[:3]
+                inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best[0]):
+                    best = (mount, kind, device)
+    except OSError:
+        pass
+    return f"{best[1]} ({best[2]} on {best[0]})" if best[0] else "unknown"
+
+
+def _git_head() -> str:
+    head = Path(__file__).resolve().parent.parent / ".git"
+    try:
+        import subprocess
+
+        out = subprocess.run(
+            ["git", "-C", str(head.parent), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return out.stdout.strip()[:100] or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def machine_facts() -> dict[str, str]:
     facts = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit measured": _git_head(),
         "CPUs": str(os.cpu_count()),
         "CPU model": _cpu_model(),
         "OS": f"{platform.system()} {platform.release()}",
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "export / bare writer filesystem": filesystem_of(Path(tempfile.gettempdir()).resolve()),
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
     facts.update({name: _version(name) for name in PACKAGES})
@@ -75,205 +92,203 @@ def machine_facts() -> dict[str, str]:
     return facts
 
 
-def _fmt(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{suffix}"
+def _default(name: str) -> Any:
+    """A default of ``UnpodClient``'s constructor, as the code at HEAD has it."""
+    from unpod_async import UnpodClient
+
+    return inspect.signature(UnpodClient).parameters[name].default
 
 
-def speed_ratio(
-    result: TimedResult, fast: str, slow: str, other: TimedResult | None = None
-) -> tuple[float | None, tuple[float, float] | None]:
-    """median time of ``slow`` / median time of ``fast`` (>1: ``fast`` is faster), and the
-    range of the same ratio paired round by round. ``other`` holds ``slow`` if not ``result``."""
-    base = other or result
-    t_fast, t_slow = result.median(fast), base.median(slow)
-    if t_fast is None or t_slow is None:
-        return None, None
-    slow_by_round = {r.round: r.seconds for r in base.ok_runs(slow)}
-    paired = [
-        slow_by_round[r.round] / r.seconds for r in result.ok_runs(fast) if r.round in slow_by_round
-    ]
-    return t_slow / t_fast, ((min(paired), max(paired)) if paired else None)
+def _med(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
-def _verdict(value: float | None, minimum: float) -> str:
-    if value is None:
-        return "n/a"
-    return "PASS" if value >= minimum else "**FAIL**"
+def _span(values: list[float], spec: str = ".2f") -> str:
+    if not values:
+        return "-"
+    return f"{min(values):{spec}}-{max(values):{spec}}"
+
+
+@dataclass
+class Ratio:
+    """One ratio, paired round by round: its median and spread over the rounds."""
+
+    name: str
+    values: list[float]
+    target: str = ""  # e.g. ">= 1.0"
+    note: str = ""
+
+    @property
+    def median(self) -> float | None:
+        return _med(self.values)
+
+    @property
+    def verdict(self) -> str:
+        if not self.target or self.median is None:
+            return "n/a" if self.target else ""
+        op, bound = self.target.split()
+        ok = self.median >= float(bound) if op == ">=" else self.median <= float(bound)
+        return "PASS" if ok else "**MISS**"
+
+    def cell(self, spec: str = ".2f") -> str:
+        if self.median is None:
+            return "-"
+        return f"**{self.median:{spec}}** ({_span(self.values, spec)}, n={len(self.values)})"
 
 
 @dataclass
 class Report:
     argv: str
     rounds: int
+    plan: Plan
     quick: bool = False
-    timed: list[TimedResult] = field(default_factory=list)
+    runs: dict[str, list[Run]] = field(default_factory=dict)
     memory: MemoryResult | None = None
     decode: DecodeResult | None = None
     wall_seconds: float = 0.0
     facts: dict[str, str] = field(default_factory=machine_facts)
 
-    def by_key(self, key: str) -> TimedResult | None:
-        return next((r for r in self.timed if r.scenario.key == key), None)
+    # --- saved and loaded ---------------------------------------------------------------
 
-    # --- markdown ----------------------------------------------------------------------------
+    def dump(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
 
-    def markdown(self) -> str:
-        out = ["# unpod-async benchmark results", ""]
-        out.append(f"Command: `{self.argv}`; total wall time **{self.wall_seconds:.0f} s**.")
-        out.append("")
-        out += ["| machine | |", "|---|---|"]
-        out += [f"| {k} | {v} |" for k, v in self.facts.items()]
-        out += ["", *self._method(), ""]
-        for result in self.timed:
-            out += self._timed_section(result)
-        out += self._memory_section()
-        out += self._decode_section()
-        out += self._targets_section()
-        return "\n".join(out) + "\n"
-
-    def _method(self) -> list[str]:
-        return [
-            "## Method",
-            "",
-            f"- A page server runs in a separate process (aiohttp.web on 127.0.0.1) and serves "
-            f"pages rendered once at startup; {self.rounds} round(s), contenders alternate "
-            "round-robin (order rotated each round); medians are reported.",
-            "- Every run is verified: the count and the set of task ids must equal the space's.",
-            "- The `runs` column counts each contender's runs: in the default run naive and httpx "
-            "run fewer rounds (see `default_scenarios`) to keep the whole run under 10 minutes; "
-            "their gap to the package is wide enough that fewer runs do not change a verdict.",
-            "- Speed ratio `X/Y` = median time of Y / median time of X (>1: X faster); the range "
-            "in brackets is the same ratio paired round by round.",
-            f"- Client retry backoff `retry_delay={RETRY_DELAY}` s (a 503 retry waits "
-            f"{RETRY_DELAY / 2:g}-{RETRY_DELAY:g} s, a 429 at least its Retry-After of 0.1 s); "
-            "naive and httpx retry 429/503 themselves: Retry-After if given, else "
-            f"{RETRY_DELAY:g} s doubling. bare never retries, so it sits out the faulty scenario.",
-            "- Client and server share the machine's CPUs: CPU columns are seconds of CPU per "
-            "run; `server share` is server CPU / wall time (1.0 = one whole core); `other procs` "
-            "is CPU used meanwhile by the rest of the machine (other jobs: noise).",
-            "",
-            "| contender | what it is |",
-            "|---|---|",
-            *(f"| {c.name} | {c.description} |" for c in CONTENDERS.values()),
-        ]
-
-    def _timed_section(self, result: TimedResult) -> list[str]:
-        sc = result.scenario
-        out = [
-            f"## ({sc.key}) {sc.title}",
-            "",
-            f"{result.expected_tasks:,} tasks, {sc.server.pages:,} pages of "
-            f"{sc.server.page_size}, concurrency {sc.concurrency}; server rendered the pages in "
-            f"{result.render_seconds:.1f} s.",
-            "",
-            "| contender | runs | median s | min s | max s | tasks/s | requests/run | "
-            "client CPU s | server CPU s | server share | other procs CPU s | verified |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for name, runs in result.runs.items():
-            ok = [r for r in runs if r.verified]
-            if not ok:
-                error = runs[0].error if runs else "no run"
-                out.append(f"| {name} | {len(runs)} | failed: {error} | | | | | | | | | no |")
-                continue
-            secs = [r.seconds for r in ok]
-            median = statistics.median(secs)
-            share = statistics.median(r.server_cpu / r.seconds for r in ok)
-            out.append(
-                f"| {name} | {len(runs)} | **{median:.3f}** | {min(secs):.3f} | {max(secs):.3f} "
-                f"| {result.expected_tasks / median:,.0f} "
-                f"| {statistics.median(r.requests for r in ok):.0f} "
-                f"| {statistics.median(r.client_cpu for r in ok):.2f} "
-                f"| {statistics.median(r.server_cpu for r in ok):.2f} | {share:.2f} "
-                f"| {statistics.median(r.other_cpu for r in ok):.2f} | {len(ok)}/{len(runs)} |"
+    @classmethod
+    def load(cls, text: str) -> Report:
+        doc = json.loads(text)
+        plan = doc["plan"]
+        report = cls(
+            argv=doc["argv"],
+            rounds=doc["rounds"],
+            plan=Plan(
+                servers={k: ServerConfig(**v) for k, v in plan["servers"].items()},
+                cells=[Cell(**c) for c in plan["cells"]],
+                memory_sizes=plan["memory_sizes"],
+                memory_modes=plan["memory_modes"],
+            ),
+            quick=doc["quick"],
+            runs={k: [Run(**r) for r in v] for k, v in doc["runs"].items()},
+            memory=MemoryResult(**doc["memory"]) if doc["memory"] else None,
+            decode=None,
+            wall_seconds=doc["wall_seconds"],
+            facts=doc["facts"],
+        )
+        if doc["decode"]:
+            dec = doc["decode"]
+            report.decode = DecodeResult(
+                dec["page_bytes"], dec["tasks"], [tuple(r) for r in dec["rows"]]
             )
-        for name, reason in result.skipped.items():
-            if reason != "not part of this scenario":
-                out.append(f"| {name} | 0 | skipped: {reason} | | | | | | | | | |")
-        all_ok = [r for runs in result.runs.values() for r in runs if r.verified]
-        if all_ok:
-            worst = max(all_ok, key=lambda r: r.server_cpu / r.seconds)
-            out += [
-                "",
-                f"Server CPU share: at most **{worst.server_cpu / worst.seconds:.2f}** of one core "
-                f"(during {worst.contender}, round {worst.round}); the server "
-                + (
-                    "is NOT the bottleneck."
-                    if worst.server_cpu / worst.seconds < 0.9
-                    else "is close to a full core: it may be a bottleneck here."
-                ),
-            ]
-        out += ["", "| speed ratio | value | per-round range |", "|---|---|---|"]
-        for fast, slow in RATIOS:
-            value, paired = speed_ratio(result, fast, slow)
-            if value is not None:
-                span = f"{paired[0]:.2f}-{paired[1]:.2f}" if paired else "-"
-                out.append(f"| {fast}/{slow} | {value:.2f} | {span} |")
-        ideal = sc.ideal_seconds
-        if ideal:
-            for name in result.runs:
-                typical = result.median(name)
-                if typical:
-                    out.append(
-                        f"| {name} vs ideal {ideal:.3f} s (pages / concurrency x latency) "
-                        f"| {ideal / typical:.2f} | time {typical / ideal:.2f}x ideal |"
-                    )
-        base = self.by_key(sc.baseline) if sc.baseline else None
-        if base is not None:
-            for name in result.runs:
-                value, paired = speed_ratio(result, name, name, other=base)
-                if value is not None:
-                    span = f"{paired[0]:.2f}-{paired[1]:.2f}" if paired else "-"
-                    out.append(
-                        f"| {name} ({sc.key}) / {name} ({base.scenario.key}) "
-                        f"| {value:.2f} | {span} |"
-                    )
-        faults = [r.faults for runs in result.runs.values() for r in runs]
-        if any(faults):
-            out += ["", f"Faults served per run: {statistics.median(faults):.0f} (median)."]
-        out.append("")
-        return out
+        return report
 
-    def _memory_section(self) -> list[str]:
-        mem = self.memory
-        if mem is None:
-            return []
-        out = [
-            "## (d) Memory: peak RSS of a fresh process pulling a whole space",
-            "",
-            f"Baseline: python alone {mem.python_mb:.1f} MB; after `import unpod_async` "
-            f"**{mem.import_mb:.1f} MB**. Peak RSS is the child's VmHWM (/proc/self/status): "
-            "its ru_maxrss would start at the parent's RSS, which Linux carries across "
-            "fork + exec.",
-            "",
-            "| mode | tasks | peak RSS MB | over import MB | seconds | verified |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in mem.rows:
-            if "error" in row:
-                out.append(
-                    f"| {row['mode']} | {row['size']:,} | failed: {row['error'][:200]} | | | no |"
+    # --- the numbers ---------------------------------------------------------------------
+
+    def cell(self, key: str) -> Cell | None:
+        return next((c for c in self.plan.cells if c.key == key), None)
+
+    def ok(self, key: str) -> dict[int, Run]:
+        return {r.round: r for r in self.runs.get(key, []) if r.verified}
+
+    def paired(self, a: str, b: str, f: Callable[[Run, Run], float | None]) -> list[float]:
+        """``f(run of a, run of b)`` for each round where both have a verified run."""
+        ra, rb = self.ok(a), self.ok(b)
+        values = [f(ra[n], rb[n]) for n in sorted(ra) if n in rb]
+        return [v for v in values if v is not None]
+
+    def speed(self, fast: str, slow: str) -> list[float]:
+        """time of ``slow`` / time of ``fast``, round by round (>1: ``fast`` is faster)."""
+        return self.paired(fast, slow, lambda x, y: y.seconds / x.seconds)
+
+    def ratios(self) -> list[Ratio]:
+        out: list[Ratio] = []
+
+        def add(name: str, values: list[float], target: str = "", note: str = "") -> None:
+            if values:
+                out.append(Ratio(name, values, target, note))
+
+        add(
+            "CPU-bound: iter_tasks speed / bare_stream",
+            self.speed("cpu/iter_tasks", "cpu/bare_stream"),
+            ">= 1.0",
+        )
+        add(
+            "CPU-bound: export_jsonl speed / bare_writer",
+            self.speed("cpu/export_jsonl", "cpu/bare_writer"),
+            ">= 1.0",
+        )
+        cpu = self.paired  # the same pairs by the client's CPU seconds: robust to contention
+        add(
+            "CPU-bound: iter_tasks / bare_stream by client CPU time (bare CPU / ours)",
+            cpu("cpu/iter_tasks", "cpu/bare_stream", lambda x, y: y.client_cpu / x.client_cpu),
+            note="informative: less sensitive to other jobs than wall time",
+        )
+        add(
+            "CPU-bound: export_jsonl / bare_writer by client CPU time (bare CPU / ours)",
+            cpu("cpu/export_jsonl", "cpu/bare_writer", lambda x, y: y.client_cpu / x.client_cpu),
+            note="informative: less sensitive to other jobs than wall time",
+        )
+        for name in ("iter_tasks", "bare_stream", "export_jsonl", "bare_writer", "orjson"):
+            add(
+                f"CPU-bound: {name} speed / raw_read (share of the transport ceiling)",
+                self.speed(f"cpu/{name}", "cpu/raw_read"),
+            )
+        for name in ("orjson", "httpx_pydantic", "naive"):
+            add(
+                f"CPU-bound: iter_tasks speed / {name}", self.speed("cpu/iter_tasks", f"cpu/{name}")
+            )
+        for name in ("iter_tasks", "export_jsonl"):
+            add(
+                f"faults: {name} time clean / time with 5% first-attempt 503",
+                self.speed(f"faults/{name} 503", f"faults/{name} clean"),
+                ">= 0.9",
+            )
+        add(
+            "faults: iter_tasks (retry_delay=0.5, the client's default) clean / 503",
+            self.speed("faults/iter_tasks 503, retry_delay=0.5", "faults/iter_tasks clean"),
+            note="informative: the client's default backoff",
+        )
+        add(
+            "faults: iter_tasks (retry_delay=0.5, read_ahead_bytes=64 MiB) clean / 503",
+            self.speed(
+                "faults/iter_tasks 503, retry_delay=0.5, read_ahead_bytes=64 MiB",
+                "faults/iter_tasks clean",
+            ),
+            note="informative: the default backoff with a 4x window",
+        )
+        for name in ("iter_tasks", "export_jsonl"):
+            for kind, bound in (("arrivals", "1.1"), ("arrivals+deletes", "1.25")):
+                add(
+                    f"live ({kind}): {name} requests / static pull's",
+                    self.paired(
+                        f"live/{name} {kind}",
+                        f"faults/{name} clean",
+                        lambda x, y: x.requests / y.requests,
+                    ),
+                    f"<= {bound}",
                 )
-                continue
-            out.append(
-                f"| {row['mode']} | {row['size']:,} | {row['peak_mb']:.1f} "
-                f"| {row['peak_mb'] - mem.import_mb:.1f} | {row['seconds']:.2f} "
-                f"| {'yes' if row['verified'] else 'NO'} |"
+        for ours, bare in (("iter_tasks", "bare_stream"), ("export_jsonl", "bare_writer")):
+            add(
+                f"loop lag p99: {ours} / {bare}",
+                self.paired(
+                    f"lag/{ours}",
+                    f"lag/{bare}",
+                    lambda x, y: x.lag["p99_ms"] / y.lag["p99_ms"] if x.lag and y.lag else None,
+                ),
+                "<= 1.0",
             )
-        for mode, reason in mem.skipped.items():
-            out.append(f"| {mode} | - | skipped: {reason} | | | |")
-        out.append("")
-        for mode, growth in self.rss_growth().items():
-            out.append(
-                f"- {mode}: peak RSS at the largest size minus at the smallest = "
-                f"**{growth:.1f} MB** (target <= {RSS_BUDGET_MB:g} MB: "
-                f"{'PASS' if growth <= RSS_BUDGET_MB else 'FAIL'})"
-            )
-        out.append("")
         return out
 
-    def rss_growth(self) -> dict[str, float]:
-        growth: dict[str, float] = {}
+    def live_correct(self) -> list[tuple[str, int, int]]:
+        """(cell, runs verified exactly-once, runs) of our contenders on a live space."""
+        rows = []
+        for cell in self.plan.cells:
+            if cell.scenario == "live" and cell.contender != "bare_stream":
+                runs = self.runs.get(cell.key, [])
+                rows.append((cell.label, sum(r.verified for r in runs), len(runs)))
+        return rows
+
+    def rss_growth(self) -> dict[str, tuple[float, float]]:
+        """mode -> (RSS at the middle size - smallest, RSS at the largest - smallest)."""
+        growth: dict[str, tuple[float, float]] = {}
         if self.memory is None:
             return growth
         for mode in dict.fromkeys(r["mode"] for r in self.memory.rows):
@@ -282,8 +297,346 @@ class Report:
                 key=lambda r: r["size"],
             )
             if len(rows) >= 2:
-                growth[mode] = rows[-1]["peak_mb"] - rows[0]["peak_mb"]
+                mid = rows[len(rows) // 2]["peak_mb"] - rows[0]["peak_mb"]
+                growth[mode] = (mid, rows[-1]["peak_mb"] - rows[0]["peak_mb"])
         return growth
+
+    def targets(self) -> list[tuple[str, str, str, str]]:
+        """(target, measured, required, verdict) rows."""
+        rows = [
+            (r.name, r.cell(), r.target, r.verdict) for r in self.ratios() if r.target and r.values
+        ]
+        for label, good, total in self.live_correct():
+            verdict = "PASS" if total and good == total else "**MISS**"
+            rows.append(
+                (
+                    f"live: {label}: every task that existed throughout, exactly once",
+                    f"{good}/{total} runs",
+                    "all runs",
+                    verdict,
+                )
+            )
+        growth = self.rss_growth().get("export_jsonl")
+        if growth is not None and self.memory is not None:
+            sizes = sorted({r["size"] for r in self.memory.rows})
+            ok = growth[1] <= RSS_BUDGET_MB
+            rows.append(
+                (
+                    f"peak RSS: export of {sizes[-1]:,} tasks minus {sizes[0]:,}",
+                    f"**{growth[1]:.1f} MB** ({sizes[len(sizes) // 2]:,}: {growth[0]:+.1f} MB)",
+                    f"<= {RSS_BUDGET_MB:g} MB",
+                    "PASS" if ok else "**MISS**",
+                )
+            )
+        return rows
+
+    # --- markdown ----------------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        out = ["# unpod-async benchmark results", ""]
+        out.append(f"Command: `{self.argv}`; total wall time **{self.wall_seconds:.0f} s**.")
+        if self.quick:
+            out += [
+                "",
+                "**Smoke configuration (`--quick`): spaces far too small for any verdict below "
+                "to mean anything.**",
+            ]
+        out += ["", "| machine | |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in self.facts.items()]
+        out += ["", *self._method(), "", *self._contenders()]
+        out += self._targets_section()
+        out += self._ratios_section()
+        out += self._timed_sections()
+        out += self._lag_section()
+        out += self._live_section()
+        out += self._memory_section()
+        out += self._decode_section()
+        out += self._profiles_section()
+        return "\n".join(out) + "\n"
+
+    def _profiles_section(self, top: int = 8) -> list[str]:
+        """The head of each py-spy summary in benchmarks/profiles (profile_hot_path.py)."""
+        files = sorted((Path(__file__).resolve().parent / "profiles").glob("*.txt"))
+        if not files or self.quick:
+            return []
+        out = [
+            "## Profiles (py-spy, CPU-bound)",
+            "",
+            "`python -m benchmarks.profile_hot_path`, run separately from the timed rounds; the "
+            "whole summaries (inclusive times, modules, the export's writer thread) are in "
+            "[profiles/](profiles/). Top self-time frames of the event-loop thread:",
+            "",
+        ]
+        for path in files:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            head = lines[0].removeprefix("# ") if lines else path.stem
+            body = [x for x in lines if x.strip().endswith(")") and "%" in x][:top]
+            worker = next((x for x in lines if x.startswith("## worker thread")), None)
+            out += [f"**{head}**", "", "```", *body, "```", ""]
+            if worker:
+                out += [
+                    worker.removeprefix("## ").replace("; its self time, in % of the pull", "."),
+                    "",
+                ]
+        return out
+
+    def _method(self) -> list[str]:
+        servers = self.plan.servers
+        sizes = ", ".join(
+            f"`{k}` {c.n_tasks:,} tasks"
+            + (f" at {c.latency * 1000:g} ms" if c.latency else "")
+            + (f", {c.p503:.0%} first-attempt 503" if c.p503 else "")
+            + (f", an arrival every {c.arrive_every} requests" if c.arrive_every else "")
+            + (f", a delete every {c.delete_every}" if c.delete_every else "")
+            for k, c in servers.items()
+        )
+        return [
+            "## Method",
+            "",
+            "- **Page servers** run in processes of their own (aiohttp.web on 127.0.0.1), one "
+            f"per configuration: {sizes}. Pages hold 100 realistic tasks (see `task JSON` above: "
+            f"{self._task_bytes()} on average, transcripts, non-ASCII text). A static space's "
+            "pages are rendered once at startup; a live one cuts each page per request from "
+            "its task list, and each run gets its own copy of the space.",
+            "- **Every measured pull runs in a fresh interpreter** (`benchmarks/_child.py`): all "
+            "imports before the clock; the clock covers creating and closing the session or "
+            "client and the whole pull. Peak RSS is the child's VmHWM right after the pull.",
+            f"- **Rounds alternate**: {self.rounds} round(s); each round runs every cell once, "
+            "in an order rotated per round within each group of cells compared with each "
+            "other. A ratio is computed **per round** from two runs a few seconds apart; the "
+            "tables give its **median** and its **spread (min-max over the rounds)**. "
+            "httpx_pydantic and naive run fewer rounds (their ratios are wide).",
+            f"- Concurrency {CONCURRENCY} everywhere (`UnpodClient(concurrency=16, "
+            f"retry_delay={RETRY_DELAY})`, `read_ahead_bytes` at its default of "
+            f"{_default('read_ahead_bytes') / 2**20:g} MiB; the bare "
+            "loops' semaphore and connector limit are 16). A 503 retry waits "
+            f"{RETRY_DELAY / 2:g}-{RETRY_DELAY:g} s at first; two faulty cells use the "
+            f"client's default `retry_delay={_default('retry_delay'):g}` (one of them with a "
+            "64 MiB window).",
+            "- **Every run is verified**: static spaces: the ids delivered (read back from the "
+            "file for the writers) equal the space's, no duplicates; live spaces: every task "
+            "that existed throughout the pull exactly once, nothing that never existed (tasks "
+            "that arrived or were deleted during the pull may or may not appear, once); "
+            "raw_read: the bytes read equal the bytes the server sent.",
+            "- **Loop lag**: a task beside the pull sleeps 1 ms at a time and records how late "
+            "it wakes; p50/p99/max over the run's samples.",
+            "- The machine is shared (2 cores) with other jobs: `other CPU` is what the rest of "
+            "the machine (neither the child nor the page server) used over a child's life, "
+            "imports included: the noise a run suffered, at most.",
+        ]
+
+    def _task_bytes(self) -> str:
+        dec = self.decode
+        return f"~{dec.page_bytes / dec.tasks / 1000:.1f} KB" if dec else "~2.6 KB"
+
+    def _contenders(self) -> list[str]:
+        used = dict.fromkeys(c.contender for c in self.plan.cells)
+        used.update(dict.fromkeys(self.plan.memory_modes))
+        out = ["| contender | what it does | what it omits |", "|---|---|---|"]
+        for name in used:
+            c = CONTENDERS[name]
+            out.append(f"| {name} | {c.does} | {c.omits} |")
+        return [*out, ""]
+
+    def _targets_section(self) -> list[str]:
+        rows = self.targets()
+        if not rows:
+            return []
+        out = [
+            "## Targets",
+            "",
+            "| target | measured: median (min-max, rounds) | required | verdict |",
+            "|---|---|---|---|",
+        ]
+        out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+        analysis = Path(__file__).resolve().parent / "profiles" / "ANALYSIS.md"
+        if analysis.exists() and not self.quick and any("MISS" in r[3] for r in rows):
+            first = analysis.read_text(encoding="utf-8").splitlines()[0].removeprefix("# ")
+            out += [
+                "",
+                "What stands in the way of each miss, from py-spy profiles: "
+                f"[profiles/ANALYSIS.md](profiles/ANALYSIS.md) ({first}).",
+            ]
+        return [*out, ""]
+
+    def _ratios_section(self) -> list[str]:
+        ratios = self.ratios()
+        if not ratios:
+            return []
+        out = [
+            "## Every ratio of this run",
+            "",
+            "Speed ratio `X / Y` = time of Y / time of X in the same round (> 1: X is faster); "
+            "`clean / 503` likewise (1.0: the faults cost nothing); requests and lag ratios "
+            "are X's / Y's.",
+            "",
+            "| ratio | median (min-max, rounds) | target |",
+            "|---|---|---|",
+        ]
+        for r in ratios:
+            target = f"{r.target}: {r.verdict}" if r.target else r.note
+            out.append(f"| {r.name} | {r.cell()} | {target} |")
+        return [*out, ""]
+
+    def _timed_sections(self) -> list[str]:
+        titles = {
+            "cpu": "CPU-bound: no added latency",
+            "lag": "Loop lag runs (CPU-bound, a 1 ms sleeper beside the pull)",
+            "faults": "50 ms pages, concurrency 16: clean and with 5% first-attempt 503",
+            "live": "Live space, 50 ms pages, concurrency 16",
+        }
+        out: list[str] = []
+        for scenario, title in titles.items():
+            cells = [c for c in self.plan.cells if c.scenario == scenario]
+            if not cells:
+                continue
+            config = self.plan.servers[cells[0].server]
+            out += [f"## {title}", ""]
+            out.append(
+                f"{config.n_tasks:,} tasks, {config.pages:,} pages of {config.page_size}."
+                + (
+                    f" Ideal time (pages / concurrency x latency): "
+                    f"{config.pages / CONCURRENCY * config.latency:.3f} s."
+                    if config.latency
+                    else ""
+                )
+            )
+            out += [
+                "",
+                "| cell | runs verified | median s (min-max) | tasks/s | requests | client CPU s | "
+                "server CPU s | other CPU s | peak RSS MB |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for cell in cells:
+                runs = self.runs.get(cell.key, [])
+                ok = [r for r in runs if r.completed]
+                if not ok:
+                    error = runs[0].error if runs else "no run"
+                    out.append(f"| {cell.label} | 0/{len(runs)} | failed: {error} |||||||")
+                    continue
+                secs = [r.seconds for r in ok]
+                median = statistics.median(secs)
+                tasks = statistics.median(r.tasks for r in ok) or config.n_tasks
+                out.append(
+                    f"| {cell.label} | {sum(r.verified for r in runs)}/{len(runs)} "
+                    f"| **{median:.3f}** "
+                    f"({_span(secs, '.3f')}) | {tasks / median:,.0f} "
+                    f"| {statistics.median(r.requests for r in ok):.0f} "
+                    f"| {statistics.median(r.client_cpu for r in ok):.2f} "
+                    f"| {statistics.median(r.server_cpu for r in ok):.2f} "
+                    f"| {statistics.median(r.other_cpu for r in ok):.2f} "
+                    f"| {statistics.median(r.peak_mb for r in ok):.0f} |"
+                )
+            failed = [r for c in cells for r in self.runs.get(c.key, []) if not r.verified]
+            if failed:
+                out.append("")
+            for r in failed:
+                expected = " (expected: no repairs)" if r.cell.startswith("live/bare") else ""
+                out.append(f"- not verified: {r.cell}, round {r.round}: {r.error}{expected}")
+            if scenario == "faults":
+                faults = [r.faults for c in cells for r in self.ok(c.key).values() if r.faults]
+                if faults:
+                    out += ["", f"503s served per faulty run: {statistics.median(faults):.0f}."]
+            out.append("")
+        return out
+
+    def _lag_section(self) -> list[str]:
+        cells = [c for c in self.plan.cells if c.lag]
+        if not cells:
+            return []
+        out = [
+            "## Event-loop lag while pulling (CPU-bound)",
+            "",
+            "| contender | p50 ms | p99 ms: median (min-max) | max ms (median) | samples/run |",
+            "|---|---|---|---|---|",
+        ]
+        for cell in cells:
+            lags = [r.lag for r in self.ok(cell.key).values() if r.lag]
+            if not lags:
+                continue
+            p99 = [x["p99_ms"] for x in lags]
+            out.append(
+                f"| {cell.contender} | {statistics.median(x['p50_ms'] for x in lags):.1f} "
+                f"| **{statistics.median(p99):.1f}** ({_span(p99, '.1f')}) "
+                f"| {statistics.median(x['max_ms'] for x in lags):.1f} "
+                f"| {statistics.median(x['samples'] for x in lags):.0f} |"
+            )
+        return [*out, ""]
+
+    def _live_section(self) -> list[str]:
+        cells = [c for c in self.plan.cells if c.scenario == "live"]
+        if not cells:
+            return []
+        out = [
+            "## Live space: requests and correctness",
+            "",
+            "Static pull = the clean 50 ms pull of the same space size. `exactly once` counts "
+            "runs where every task that existed throughout came out exactly once (bare_stream "
+            "is shown for reference: it has no repairs).",
+            "",
+            "| cell | requests (min-max) | static pull | arrived / delivered | deleted "
+            "| repairs | duplicates dropped | missing | duplicates out | exactly once |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for cell in cells:
+            runs = self.runs.get(cell.key, [])
+            done = [r for r in runs if r.check]
+            if not done:
+                continue
+            static = self.ok(f"faults/{cell.contender} clean")
+            req = [r.requests for r in done]
+
+            def med(name: str, rows: list[Run] = done) -> str:
+                return f"{statistics.median(r.check.get(name, 0) for r in rows):.0f}"
+
+            def info(name: str, rows: list[Run] = done) -> str:
+                values = [r.info[name] for r in rows if name in r.info]
+                return f"{statistics.median(values):.0f}" if values else "-"
+
+            static_req = (
+                f"{statistics.median(r.requests for r in static.values()):.0f}" if static else "-"
+            )
+            out.append(
+                f"| {cell.label} | {statistics.median(req):.0f} ({_span(req, '.0f')}) "
+                f"| {static_req} | {med('arrived')} / {med('arrivals_delivered')} "
+                f"| {med('deleted')} | {info('repairs')} | {info('duplicates')} "
+                f"| {med('missing')} | {med('duplicates')} "
+                f"| {sum(r.verified for r in runs)}/{len(runs)} |"
+            )
+        return [*out, ""]
+
+    def _memory_section(self) -> list[str]:
+        mem = self.memory
+        if mem is None:
+            return []
+        out = [
+            "## Memory: peak RSS of a fresh process pulling a whole space",
+            "",
+            f"No added latency. Python alone {mem.python_mb:.1f} MB; after the imports (the "
+            f"harness imports every contender's libraries) **{mem.import_mb:.1f} MB**. The "
+            "consumer folds the ids into a digest as they come (a list of 500,000 ids would be "
+            "what the RSS measures); the files are read back after the peak is taken.",
+            "",
+            "| contender | tasks | peak RSS MB | over imports MB | seconds | verified |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in mem.rows:
+            if "peak_mb" not in row:
+                out.append(f"| {row['mode']} | {row['size']:,} | failed: {row.get('error')} ||||")
+                continue
+            out.append(
+                f"| {row['mode']} | {row['size']:,} | {row['peak_mb']:.1f} "
+                f"| {row['peak_mb'] - mem.import_mb:.1f} | {row['seconds']:.2f} "
+                f"| {'yes' if row['verified'] else 'NO'} |"
+            )
+        out.append("")
+        sizes = sorted({r["size"] for r in mem.rows})
+        for mode, (mid, top) in self.rss_growth().items():
+            out.append(
+                f"- {mode}: {sizes[len(sizes) // 2]:,} minus {sizes[0]:,}: **{mid:+.1f} MB**; "
+                f"{sizes[-1]:,} minus {sizes[0]:,}: **{top:+.1f} MB**"
+            )
+        return [*out, ""]
 
     def _decode_section(self) -> list[str]:
         dec = self.decode
@@ -291,7 +644,7 @@ class Report:
             return []
         typed = dict(dec.rows).get("msgspec typed (TasksPage)")
         out = [
-            f"## (e) Decode only: one page ({dec.tasks} tasks, {dec.page_bytes / 1024:.0f} KiB)",
+            f"## Decode only: one page ({dec.tasks} tasks, {dec.page_bytes / 1024:.0f} KiB)",
             "",
             "| decoder | median us/page | us/task | MB/s | time vs msgspec typed |",
             "|---|---|---|---|---|",
@@ -302,44 +655,7 @@ class Report:
                 f"| {name} | {micros:,.0f} | {micros / dec.tasks:.1f} "
                 f"| {dec.page_bytes / micros:,.0f} | {vs} |"
             )
-        out.append("")
-        return out
-
-    def targets(self) -> list[tuple[str, float | None, float, str]]:
-        rows: list[tuple[str, float | None, float, str]] = []
-        for key, fast, slow, minimum in TARGETS:
-            result = self.by_key(key)
-            if result is None:
-                continue
-            value, _ = speed_ratio(result, fast, slow)
-            rows.append((f"({key}) {fast}/{slow}", value, minimum, _verdict(value, minimum)))
-        faulty, wan = self.by_key("c"), self.by_key("a")
-        if faulty is not None and wan is not None:
-            for name in ("iter_tasks", "export_jsonl"):
-                value, _ = speed_ratio(faulty, name, name, other=wan)
-                rows.append((f"(c) {name}: (c) vs (a)", value, 0.9, _verdict(value, 0.9)))
-        growth = self.rss_growth().get("export_jsonl")
-        if growth is not None:
-            ok = "PASS" if growth <= RSS_BUDGET_MB else "**FAIL**"
-            rows.append(("(d) export RSS(500k) - RSS(10k), MB (max 30)", growth, RSS_BUDGET_MB, ok))
-        return rows
-
-    def _targets_section(self) -> list[str]:
-        rows = self.targets()
-        if not rows:
-            return []
-        out = ["## Targets", ""]
-        if self.quick:
-            out += [
-                "Smoke configuration (--quick): too small for these verdicts to mean anything.",
-                "",
-            ]
-        out += ["| target | measured | required | verdict |", "|---|---|---|---|"]
-        for name, value, minimum, verdict in rows:
-            req = f"<= {minimum:g}" if name.startswith("(d)") else f">= {minimum:g}"
-            out.append(f"| {name} | {_fmt(value, '.2f')} | {req} | {verdict} |")
-        out.append("")
-        return out
+        return [*out, ""]
 
     # --- chart -------------------------------------------------------------------------------
 
@@ -349,42 +665,151 @@ class Report:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        panels = [r for r in self.timed] + [x for x in (self.memory, self.decode) if x]
-        if not panels:
-            return
-        cols = min(2, len(panels))
-        rows = (len(panels) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
-        flat = [ax for row in axes for ax in row]
-        for ax, panel in zip(flat, panels, strict=False):
-            if isinstance(panel, TimedResult):
-                names = [n for n in panel.runs if panel.median(n)]
-                values = [panel.median(n) or 0.0 for n in names]
-                ax.set_title(f"({panel.scenario.key}) {panel.scenario.title}", fontsize=9)
-                ax.set_ylabel("median seconds (log)")
-                ax.set_yscale("log")
-                if panel.scenario.ideal_seconds:
-                    ax.axhline(panel.scenario.ideal_seconds, color="grey", ls="--", lw=1)
-                fmt = "{:.2f}"
-            elif isinstance(panel, MemoryResult):
-                names = [f"{r['mode']}\n{r['size'] // 1000}k" for r in panel.rows if "peak_mb" in r]
-                values = [r["peak_mb"] for r in panel.rows if "peak_mb" in r]
-                ax.axhline(panel.import_mb, color="grey", ls="--", lw=1)
-                ax.set_title("(d) peak RSS, MB (dashed: import only)", fontsize=9)
-                fmt = "{:.0f}"
-            else:
-                names = [n.replace(" (", "\n(") for n, _ in panel.rows]
-                values = [v for _, v in panel.rows]
-                ax.set_title("(e) decode one 100-task page, us", fontsize=9)
-                fmt = "{:.0f}"
-            bars = ax.bar(range(len(values)), values, color="tab:blue")
-            for bar, name in zip(bars, names, strict=True):
-                if name.startswith(("iter", "export", "get_all")):
-                    bar.set_color("tab:orange")
-            ax.set_xticks(range(len(values)), names, fontsize=7, rotation=20)
-            ax.bar_label(bars, [fmt.format(v) for v in values], fontsize=7)
-        for ax in flat[len(panels) :]:
-            ax.axis("off")
+        fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+        ratios = {r.name: r for r in self.ratios()}
+
+        def bars(ax: Any, items: list[tuple[str, str]], title: str, lines: list[float]) -> None:
+            shown = [(label, ratios[name]) for label, name in items if name in ratios]
+            if not shown:
+                ax.set_visible(False)
+                return
+            meds = [r.median or 0.0 for _, r in shown]
+            low = [m - min(r.values) for m, (_, r) in zip(meds, shown, strict=True)]
+            high = [max(r.values) - m for m, (_, r) in zip(meds, shown, strict=True)]
+            colors = ["tab:green" if r.verdict == "PASS" else "tab:red" for _, r in shown]
+            colors = [
+                c if r.target else "tab:gray" for c, (_, r) in zip(colors, shown, strict=True)
+            ]
+            ax.bar(range(len(shown)), meds, yerr=[low, high], capsize=4, color=colors)
+            ax.set_xticks(range(len(shown)), [label for label, _ in shown], fontsize=8)
+            for x, m in enumerate(meds):
+                ax.annotate(f"{m:.2f}", (x, m), ha="center", va="bottom", fontsize=8)
+            for y in lines:
+                ax.axhline(y, color="black", linestyle="--", linewidth=1)
+            ax.set_title(title, fontsize=10)
+
+        bars(
+            axes[0][0],
+            [
+                ("iter_tasks\n/ bare_stream", "CPU-bound: iter_tasks speed / bare_stream"),
+                ("export_jsonl\n/ bare_writer", "CPU-bound: export_jsonl speed / bare_writer"),
+                (
+                    "iter_tasks\n/ raw_read",
+                    "CPU-bound: iter_tasks speed / raw_read (share of the transport ceiling)",
+                ),
+                (
+                    "export_jsonl\n/ raw_read",
+                    "CPU-bound: export_jsonl speed / raw_read (share of the transport ceiling)",
+                ),
+            ],
+            "CPU-bound speed ratio (target >= 1.0 vs its bare)",
+            [1.0],
+        )
+        bars(
+            axes[0][1],
+            [
+                (
+                    "iter_tasks",
+                    "faults: iter_tasks time clean / time with 5% first-attempt 503",
+                ),
+                (
+                    "export_jsonl",
+                    "faults: export_jsonl time clean / time with 5% first-attempt 503",
+                ),
+                (
+                    "iter_tasks\nretry_delay=0.5",
+                    "faults: iter_tasks (retry_delay=0.5, the client's default) clean / 503",
+                ),
+                (
+                    "iter_tasks\nretry_delay=0.5\n64 MiB window",
+                    "faults: iter_tasks (retry_delay=0.5, read_ahead_bytes=64 MiB) clean / 503",
+                ),
+            ],
+            "5% first-attempt 503: time clean / time faulty (target >= 0.9)",
+            [0.9],
+        )
+        bars(
+            axes[0][2],
+            [
+                (f"{short}\n{kind}", f"live ({kind}): {name} requests / static pull's")
+                for name, short in (("iter_tasks", "iter"), ("export_jsonl", "export"))
+                for kind in ("arrivals", "arrivals+deletes")
+            ],
+            "live space: requests / static pull (targets 1.1, 1.25)",
+            [1.1, 1.25],
+        )
+        ax = axes[1][0]
+        lag_cells = [c for c in self.plan.cells if c.lag]
+        p99s = [[r.lag["p99_ms"] for r in self.ok(c.key).values() if r.lag] for c in lag_cells]
+        if any(p99s):
+            meds = [statistics.median(v) if v else 0.0 for v in p99s]
+            ax.bar(
+                range(len(lag_cells)),
+                meds,
+                yerr=[
+                    [m - min(v or [0]) for m, v in zip(meds, p99s, strict=True)],
+                    [max(v or [0]) - m for m, v in zip(meds, p99s, strict=True)],
+                ],
+                capsize=4,
+                color=[
+                    "tab:gray" if c.contender.startswith("bare") else "tab:blue" for c in lag_cells
+                ],
+            )
+            ax.set_xticks(range(len(lag_cells)), [c.contender for c in lag_cells], fontsize=8)
+            for x, m in enumerate(meds):
+                ax.annotate(f"{m:.1f}", (x, m), ha="center", va="bottom", fontsize=8)
+            ax.set_ylabel("ms")
+            ax.set_title("event-loop lag p99 while pulling (ours <= bare)", fontsize=10)
+        else:
+            ax.set_visible(False)
+        ax = axes[1][1]
+        if self.memory is not None and self.memory.rows:
+            for mode in dict.fromkeys(r["mode"] for r in self.memory.rows):
+                rows = sorted(
+                    (r for r in self.memory.rows if r["mode"] == mode and "peak_mb" in r),
+                    key=lambda r: r["size"],
+                )
+                ax.plot(
+                    [r["size"] for r in rows],
+                    [r["peak_mb"] - self.memory.import_mb for r in rows],
+                    marker="o",
+                    label=mode,
+                )
+            ax.set_xscale("log")
+            ax.set_xlabel("tasks in the space")
+            ax.set_ylabel("peak RSS over imports, MB")
+            ax.legend(fontsize=8)
+            ax.set_title("peak RSS by space size (export: 500k - 10k <= 30 MB)", fontsize=10)
+        else:
+            ax.set_visible(False)
+        ax = axes[1][2]
+        cpu_cells = [c for c in self.plan.cells if c.scenario == "cpu"]
+        rates = []
+        for c in cpu_cells:
+            ok = list(self.ok(c.key).values())
+            if ok:
+                n = self.plan.servers[c.server].n_tasks
+                rates.append((c.contender, n / statistics.median(r.seconds for r in ok)))
+        if rates:
+            ax.barh(
+                range(len(rates)),
+                [r for _, r in rates],
+                color=[
+                    "tab:blue" if n in ("iter_tasks", "export_jsonl") else "tab:gray"
+                    for n, _ in rates
+                ],
+            )
+            ax.set_yticks(range(len(rates)), [n for n, _ in rates], fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xlabel("tasks/s (median)")
+            ax.set_title("CPU-bound throughput", fontsize=10)
+        else:
+            ax.set_visible(False)
+        fig.suptitle(
+            f"unpod-async benchmarks ({self.facts['date']}; medians, bars = min-max over "
+            f"{self.rounds} alternating rounds)",
+            fontsize=11,
+        )
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=90)
         plt.close(fig)

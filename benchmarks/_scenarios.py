@@ -1,21 +1,28 @@
-"""Scenarios (a)-(e) and the runners that measure them.
+"""The scenarios, and the runner that measures them.
 
-Timed scenarios (a, b, c) run round-robin: each round runs every contender of every selected
-scenario once, in an order rotated per round, against page servers started once. Scenario (c)
-is (a) plus faults, so when both are selected their rounds interleave and (c) is compared with
-the same run's (a).
+Every measured pull runs in a fresh interpreter (``_child``) against page servers that run in
+processes of their own and stay up for the whole run. Rounds alternate: each round runs every
+cell (a contender in a scenario) once, the order rotated per round within each group of cells
+that are compared with each other, so that a ratio pairs two runs made a few seconds apart.
+
+* ``cpu``: pages of 100 realistic tasks, no added latency (CPU-bound: the client, not the
+  network, is the limit);
+* ``lag``: the same, with a 1 ms sleeper task beside the pull measuring how late it wakes;
+* ``faults``: 50 ms pages at concurrency 16, clean and with 5% of first attempts answered 503;
+* ``live``: the same space changing while it is read (a task arrives every 3 requests; and
+  also a delete every 40), compared with the clean pull of ``faults``, and checked: every task
+  that existed throughout the pull comes out exactly once;
+* ``memory``: peak RSS of one export (and one ``iter_tasks``) per space size;
+* ``decode``: one page through each decoder, in this process (no network).
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import timeit
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,24 +37,28 @@ from pydantic import TypeAdapter
 from unpod_async import _decode, _models
 
 from . import _pydantic_models as pyd
-from ._contenders import CONTENDERS, Target
-from ._pages import ids_digest, render_pages, task_ids
+from ._contenders import CONTENDERS
+from ._pages import ids_digest, render_pages, task_id, task_ids
 from ._server import PageServer, ServerConfig
 
 __all__ = [
+    "SCENARIOS",
+    "Cell",
     "DecodeResult",
     "MemoryResult",
+    "Plan",
     "Run",
-    "Scenario",
-    "TimedResult",
-    "default_scenarios",
+    "make_plan",
     "run_decode",
     "run_memory",
-    "run_timed",
+    "run_rounds",
 ]
 
-RETRY_DELAY = 0.1  # client backoff base: a 503 retry waits 0.05-0.1 s, a 429 max(that, 0.1 s)
+RETRY_DELAY = 0.1  # client backoff base: a 503 retry waits 0.05-0.1 s, then doubling
 CONCURRENCY = 16
+PAGE_SIZE = 100
+SCENARIOS = ("cpu", "lag", "faults", "live", "memory", "decode")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _log(message: str) -> None:
@@ -55,96 +66,118 @@ def _log(message: str) -> None:
 
 
 @dataclass(frozen=True)
-class Scenario:
-    key: str
-    title: str
-    server: ServerConfig
-    contenders: tuple[str, ...]
-    concurrency: int = CONCURRENCY
+class Cell:
+    """One contender in one scenario, against one server."""
+
+    key: str  # unique, e.g. "cpu/iter_tasks"
+    scenario: str
+    group: str  # cells compared with each other (their order rotates together)
+    server: str
+    contender: str
+    lag: bool = False
     retry_delay: float = RETRY_DELAY
-    max_rounds: dict[str, int] = field(default_factory=dict)  # caps for slow contenders
-    excluded: dict[str, str] = field(default_factory=dict)  # contender -> why it sits out
-    baseline: str | None = None  # the scenario this one is compared with
+    read_ahead_bytes: int | None = None  # the client's default unless set
+    max_rounds: int | None = None  # a cap for slow contenders whose ratio is wide anyway
 
     @property
-    def ideal_seconds(self) -> float | None:
-        if not self.server.latency:
-            return None
-        return self.server.pages / self.concurrency * self.server.latency
+    def label(self) -> str:
+        return self.key.split("/", 1)[1]
 
 
-ALL = ("naive", "httpx", "bare", "iter_tasks", "get_all_tasks", "export_jsonl")
+@dataclass
+class Plan:
+    servers: dict[str, ServerConfig]
+    cells: list[Cell]
+    memory_sizes: list[int]
+    memory_modes: list[str]
 
 
-def default_scenarios(quick: bool = False) -> dict[str, Scenario]:
-    n_a, n_b = (2_000, 2_000) if quick else (100_000, 200_000)
-    # Round caps keep the default run under 10 minutes on 2 cores. naive pages sequentially
-    # (1,000 x 50 ms = 50+ s a run in (a)); httpx + pydantic keeps every task as GC-tracked
-    # models (15-20 s a run in (a), 35-60 s in (b)). Their ratios to the package are wide
-    # (> 5x), so fewer runs suffice; the "runs" column of each table says how many.
-    caps_a = {} if quick else {"naive": 1, "httpx": 2}
-    caps_b = {} if quick else {"naive": 2, "httpx": 1}
-    caps_c = {} if quick else {"httpx": 1}
-    wan = ServerConfig(n_tasks=n_a, latency=0.05)
-    return {
-        "a": Scenario(
-            "a", f"WAN-like: 50 ms/page, {wan.pages:,} pages", wan, ALL, max_rounds=caps_a
-        ),
-        "b": Scenario(
-            "b",
-            f"CPU-bound: no latency, {n_b // 100:,} pages",
-            ServerConfig(n_tasks=n_b, latency=0.0),
-            ALL,
-            max_rounds=caps_b,
-        ),
-        "c": Scenario(
-            "c",
-            "Faulty: (a) + 5% first-attempt 503, 1% 429 (Retry-After: 0.1)",
-            ServerConfig(n_tasks=n_a, latency=0.05, p503=0.05, p429=0.01, seed=7),
-            ALL,
-            max_rounds=caps_c,
-            excluded={
-                "get_all_tasks": "same code path as iter_tasks, which (c) measures",
-                **(
-                    {}
-                    if quick
-                    else {"naive": "sequential: ~50 s a run, and no (c) target involves it"}
-                ),
-            },
-            baseline="a",
-        ),
-    }
+def make_plan(quick: bool, scenarios: list[str], contenders: list[str] | None = None) -> Plan:
+    n_cpu, n_wan = (2_000, 4_000) if quick else (300_000, 100_000)
+    slow_cap = None if quick else 3
+    servers: dict[str, ServerConfig] = {}
+    cells: list[Cell] = []
+
+    def add(cell: Cell, config: ServerConfig) -> None:
+        if contenders is not None and cell.contender not in contenders:
+            return
+        servers[cell.server] = config
+        cells.append(cell)
+
+    cpu = ServerConfig(n_tasks=n_cpu)
+    if "cpu" in scenarios:
+        for name in ("raw_read", "bare_stream", "iter_tasks", "bare_writer", "export_jsonl"):
+            add(Cell(f"cpu/{name}", "cpu", "cpu", "cpu", name), cpu)
+        for name in ("orjson", "httpx_pydantic", "naive"):
+            cap = None if name == "orjson" else slow_cap
+            add(Cell(f"cpu/{name}", "cpu", "cpu", "cpu", name, max_rounds=cap), cpu)
+    if "lag" in scenarios:
+        for name in ("bare_stream", "iter_tasks", "bare_writer", "export_jsonl"):
+            add(Cell(f"lag/{name}", "lag", "lag", "cpu", name, lag=True), cpu)
+    clean = ServerConfig(n_tasks=n_wan, latency=0.05)
+    if "faults" in scenarios or "live" in scenarios:  # live compares with the clean pull
+        for name in ("iter_tasks", "export_jsonl", "bare_stream"):
+            if name == "bare_stream" and "faults" not in scenarios:
+                continue
+            add(Cell(f"faults/{name} clean", "faults", "wan", "wan", name), clean)
+    if "faults" in scenarios:
+        faulty = ServerConfig(n_tasks=n_wan, latency=0.05, p503=0.05)
+        for name in ("iter_tasks", "export_jsonl"):
+            add(Cell(f"faults/{name} 503", "faults", "wan", "wan-503", name), faulty)
+        add(
+            Cell(
+                "faults/iter_tasks 503, retry_delay=0.5",
+                "faults",
+                "wan",
+                "wan-503",
+                "iter_tasks",
+                retry_delay=0.5,
+            ),
+            faulty,
+        )
+        add(
+            Cell(
+                "faults/iter_tasks 503, retry_delay=0.5, read_ahead_bytes=64 MiB",
+                "faults",
+                "wan",
+                "wan-503",
+                "iter_tasks",
+                retry_delay=0.5,
+                read_ahead_bytes=64 << 20,
+            ),
+            faulty,
+        )
+    if "live" in scenarios:
+        arrive = ServerConfig(n_tasks=n_wan, latency=0.05, arrive_every=3)
+        churn = ServerConfig(n_tasks=n_wan, latency=0.05, arrive_every=3, delete_every=40)
+        for name in ("iter_tasks", "export_jsonl", "bare_stream"):
+            add(Cell(f"live/{name} arrivals", "live", "live", "arrive", name), arrive)
+            add(Cell(f"live/{name} arrivals+deletes", "live", "live", "churn", name), churn)
+    sizes = [1_000, 2_000, 5_000] if quick else [10_000, 100_000, 500_000]
+    modes = ["export_jsonl", "iter_tasks", "bare_writer"] if "memory" in scenarios else []
+    if contenders is not None:
+        modes = [m for m in modes if m in contenders]
+    return Plan(servers, cells, sizes, modes)
 
 
 @dataclass
 class Run:
-    contender: str
+    cell: str
     round: int
-    seconds: float
-    client_cpu: float
-    server_cpu: float
-    other_cpu: float = 0.0  # CPU the rest of the machine used meanwhile (other processes)
+    seconds: float = 0.0
+    client_cpu: float = 0.0
+    server_cpu: float = 0.0
+    other_cpu: float = 0.0  # CPU the rest of the machine used meanwhile (other jobs: noise)
+    peak_mb: float = 0.0
+    lag: dict[str, float] | None = None
     requests: int = 0
     faults: int = 0
+    tasks: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+    check: dict[str, int] = field(default_factory=dict)
+    completed: bool = False  # the pull finished (verified: and delivered the right tasks)
     verified: bool = False
     error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TimedResult:
-    scenario: Scenario
-    expected_tasks: int
-    render_seconds: float
-    runs: dict[str, list[Run]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def ok_runs(self, name: str) -> list[Run]:
-        return [r for r in self.runs.get(name, []) if r.verified]
-
-    def median(self, name: str) -> float | None:
-        runs = self.ok_runs(name)
-        return statistics.median(r.seconds for r in runs) if runs else None
 
 
 def _busy_seconds() -> float:
@@ -153,126 +186,168 @@ def _busy_seconds() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
-def _verify(ids: list[str], expected: set[str]) -> str | None:
-    if len(ids) == len(expected) and set(ids) == expected:
-        return None
-    got = set(ids)
-    return (
-        f"{len(ids)} tasks ({len(ids) - len(got)} duplicates), "
-        f"{len(expected - got)} missing, {len(got - expected)} unexpected"
+def child(spec: dict[str, Any] | str, timeout: float = 600) -> dict[str, Any]:
+    """Run one ``_child`` and return its JSON result."""
+    arg = spec if isinstance(spec, str) else json.dumps(spec)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks._child", arg],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
     )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise RuntimeError(f"child failed: {proc.stderr.strip()[-800:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _check_static(ids: list[str], expected: set[str]) -> dict[str, int]:
+    got = set(ids)
+    return {
+        "duplicates": len(ids) - len(got),
+        "missing": len(expected - got),
+        "unexpected": len(got - expected),
+    }
+
+
+def _check_live(
+    ids: list[str], config: ServerConfig, initial: set[str], stats: dict[str, Any]
+) -> dict[str, int]:
+    """Every task that existed throughout the pull exactly once, nothing that never existed."""
+    arrived = {task_id(config.seed, s) for s in stats.get("arrived", [])}
+    deleted = {task_id(config.seed, s) for s in stats.get("deleted", [])}
+    throughout = initial - deleted
+    got = set(ids)
+    return {
+        "duplicates": len(ids) - len(got),
+        "missing": len(throughout - got),
+        "unexpected": len(got - initial - arrived),
+        "arrived": len(arrived),
+        "arrivals_delivered": len(got & arrived),
+        "deleted": len(deleted),
+        "deleted_delivered": len(got & deleted),
+    }
 
 
 def _run_once(
-    server: PageServer,
-    scenario: Scenario,
-    name: str,
+    cell: Cell,
     round_no: int,
-    expected: set[str],
+    server: PageServer,
+    initial: set[str],
     workdir: Path,
 ) -> Run:
-    contender = CONTENDERS[name]
-    space = f"{scenario.key}-r{round_no}-{name}".replace("_", "-")
-    target = Target(
-        server.base_url,
-        space,
-        scenario.server.page_size,
-        scenario.concurrency,
-        scenario.retry_delay,
-        workdir,
-    )
-
-    async def timed() -> tuple[Any, float]:
-        started = time.perf_counter()
-        outcome = await contender.run(target)
-        return outcome, time.perf_counter() - started
-
-    gc.collect()
-    busy0 = _busy_seconds()
-    cpu0, srv0, wall0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
-    outcome = None
-    error = None
+    config = server.config
+    space = f"r{round_no}-{cell.key}".replace("/", "-").replace(" ", "-").replace("_", "-")
+    space = "".join(ch for ch in space if ch.isalnum() or ch == "-")
+    ids_path = workdir / f"{space}.ids"
+    spec = {
+        "contender": cell.contender,
+        "base_url": server.base_url,
+        "space": space,
+        "page_size": config.page_size,
+        "concurrency": CONCURRENCY,
+        "retry_delay": cell.retry_delay,
+        "workdir": str(workdir),
+        "lag": cell.lag,
+        "read_ahead_bytes": cell.read_ahead_bytes,
+        "ids_path": str(ids_path),
+    }
+    run = Run(cell.key, round_no)
+    busy0, srv0 = _busy_seconds(), server.cpu_seconds()
     try:
-        outcome, seconds = asyncio.run(timed())
-    except Exception as exc:
-        seconds = time.perf_counter() - wall0
-        error = f"{type(exc).__name__}: {exc}"[:300]
-    run = Run(
-        name,
-        round_no,
-        seconds,
-        client_cpu=time.process_time() - cpu0,
-        server_cpu=server.cpu_seconds() - srv0,
-    )
-    run.other_cpu = max(0.0, _busy_seconds() - busy0 - run.client_cpu - run.server_cpu)
+        result = child(spec)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        result = {"error": str(exc)[:300]}
+    run.server_cpu = server.cpu_seconds() - srv0
     stats = server.stats(space)
-    run.requests = stats.get("requests", 0)
-    run.faults = stats.get("503", 0) + stats.get("429", 0)
-    if outcome is not None:
-        run.info = outcome.info
-        error = _verify(outcome.ids(), expected)
-        if outcome.cleanup:
-            outcome.cleanup()
-    run.error = error
-    run.verified = error is None
-    del outcome
-    gc.collect()
+    run.requests = int(stats.get("requests", 0))
+    run.faults = int(stats.get("503", 0)) + int(stats.get("429", 0))
+    if "error" in result:
+        run.error = result["error"]
+        return run
+    run.completed = True
+    run.seconds = result["seconds"]
+    run.client_cpu = result["cpu"]
+    run.peak_mb = result["peak_mb"]
+    run.lag = result.get("lag")
+    run.info = result.get("info", {})
+    # The other processes' CPU over the child's whole life (imports included).
+    busy = _busy_seconds() - busy0
+    run.other_cpu = max(0.0, busy - run.server_cpu - result.get("process_cpu", run.client_cpu))
+    contender = CONTENDERS[cell.contender]
+    if not contender.decodes:
+        n_pages = max(1, -(-config.n_tasks // config.page_size))
+        ok = run.info.get("bytes") == stats.get("bytes") and run.info.get("pages") == n_pages
+        run.check = {"bytes": int(run.info.get("bytes", 0)), "pages": int(run.info["pages"])}
+        run.verified = ok
+        if not ok:
+            run.error = f"read {run.info} but the server sent {stats}"
+        return run
+    ids = ids_path.read_text(encoding="ascii").split("\n") if ids_path.exists() else []
+    ids_path.unlink(missing_ok=True)
+    ids = [i for i in ids if i]
+    run.tasks = len(ids)
+    if config.live:
+        run.check = _check_live(ids, config, initial, stats)
+    else:
+        run.check = _check_static(ids, initial)
+    bad = {k: run.check[k] for k in ("duplicates", "missing", "unexpected") if run.check[k]}
+    run.verified = not bad
+    if bad:
+        run.error = ", ".join(f"{v} {k}" for k, v in bad.items())
     return run
 
 
-def run_timed(scenarios: list[Scenario], rounds: int, contenders: list[str]) -> list[TimedResult]:
-    """Round-robin over every (scenario, contender) pair; servers stay up for the whole run."""
-    results: list[TimedResult] = []
-    servers: list[PageServer] = []
+def run_rounds(plan: Plan, rounds: int) -> dict[str, list[Run]]:
+    """Every cell once a round, in an order rotated per round within each group."""
+    results: dict[str, list[Run]] = {cell.key: [] for cell in plan.cells}
+    if not plan.cells:
+        return results
+    servers = {key: PageServer(config) for key, config in plan.servers.items()}
     try:
-        for sc in scenarios:
-            _log(f"[{sc.key}] starting page server ({sc.server.pages:,} pages) ...")
-            server = PageServer(sc.server).start()
-            servers.append(server)
-            _log(f"[{sc.key}] rendered in {server.render_seconds:.1f}s on {server.base_url}")
-            result = TimedResult(
-                sc, sc.server.n_tasks, server.render_seconds, {n: [] for n in contenders}
-            )
-            for name in contenders:
-                contender = CONTENDERS[name]
-                reason = contender.available()
-                if name in sc.excluded:
-                    reason = sc.excluded[name]
-                elif name not in sc.contenders:
-                    reason = "not part of this scenario"
-                elif reason is None and not contender.retries and sc.server.p503 + sc.server.p429:
-                    reason = "does not retry by design (no 429/503 handling): cannot finish"
-                if reason:
-                    result.skipped[name] = reason
-                    del result.runs[name]
-            results.append(result)
-        expected = {sc.key: set(task_ids(sc.server.seed, sc.server.n_tasks)) for sc in scenarios}
+        _log(f"starting {len(servers)} page servers ...")
+        for server in servers.values():
+            server.launch()
+        for key, server in servers.items():
+            server.wait_ready()
+            _log(f"  {key}: {server.config.n_tasks:,} tasks, ready in {server.render_seconds:.1f}s")
+        initial = {
+            key: set(task_ids(config.seed, config.n_tasks)) for key, config in plan.servers.items()
+        }
+        groups: dict[str, list[Cell]] = {}
+        for cell in plan.cells:
+            groups.setdefault(cell.group, []).append(cell)
         with tempfile.TemporaryDirectory(prefix="unpod-bench-") as tmp:
             for round_no in range(1, rounds + 1):
-                for server, result in zip(servers, results, strict=True):
-                    sc = result.scenario
-                    names = list(result.runs)
-                    shift = (round_no - 1) % max(1, len(names))
-                    for name in names[shift:] + names[:shift]:
-                        if round_no > sc.max_rounds.get(name, rounds):
+                for cells in groups.values():
+                    shift = (round_no - 1) % len(cells)
+                    for cell in cells[shift:] + cells[:shift]:
+                        if cell.max_rounds is not None and round_no > cell.max_rounds:
                             continue
-                        run = _run_once(server, sc, name, round_no, expected[sc.key], Path(tmp))
-                        result.runs[name].append(run)
-                        status = "ok" if run.verified else f"FAILED: {run.error}"
-                        _log(
-                            f"[{sc.key}] round {round_no}/{rounds} {name:<13} {run.seconds:7.3f}s "
-                            f"req={run.requests} faults={run.faults} "
-                            f"cpu client={run.client_cpu:.2f}s server={run.server_cpu:.2f}s "
-                            f"other={run.other_cpu:.2f}s "
-                            f"{status}"
+                        run = _run_once(
+                            cell, round_no, servers[cell.server], initial[cell.server], Path(tmp)
                         )
+                        results[cell.key].append(run)
+                        _log(_describe(run, rounds))
     finally:
-        for server in servers:
+        for server in servers.values():
             server.stop()
     return results
 
 
-# --- (d) memory -----------------------------------------------------------------------------
+def _describe(run: Run, rounds: int) -> str:
+    status = "ok" if run.verified else f"FAILED: {run.error}"
+    lag = f" lag p99={run.lag['p99_ms']:.1f}ms" if run.lag else ""
+    return (
+        f"round {run.round}/{rounds} {run.cell:<42} {run.seconds:7.3f}s req={run.requests} "
+        f"faults={run.faults} cpu={run.client_cpu:.2f}s server={run.server_cpu:.2f}s "
+        f"other={run.other_cpu:.2f}s rss={run.peak_mb:.0f}MB{lag} {status}"
+    )
+
+
+# --- memory ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -280,58 +355,46 @@ class MemoryResult:
     import_mb: float
     python_mb: float
     rows: list[dict[str, Any]] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def _child(args: list[str]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks._memory_child", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory child failed: {proc.stderr.strip()[-800:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
 
 
 def run_memory(sizes: list[int], modes: list[str]) -> MemoryResult:
-    base = _child(["import"])
+    """Peak RSS of one pull per mode and space size, each in a fresh process."""
+    base = child("import")
     result = MemoryResult(import_mb=base["import_mb"], python_mb=base["python_mb"])
-    _log(
-        f"[d] python alone {base['python_mb']:.1f} MB, with unpod_async {base['import_mb']:.1f} MB"
-    )
-    for mode in list(modes):
-        reason = CONTENDERS[mode].available()
-        if reason:
-            result.skipped[mode] = reason
-            modes.remove(mode)
+    _log(f"[memory] python alone {base['python_mb']:.1f} MB, with imports {base['import_mb']:.1f}")
     with tempfile.TemporaryDirectory(prefix="unpod-bench-mem-") as tmp:
         for size in sizes:
-            config = ServerConfig(n_tasks=size, latency=0.0)
+            config = ServerConfig(n_tasks=size)
             with PageServer(config) as server:
                 expected = ids_digest(task_ids(config.seed, size))
                 for mode in modes:
-                    space = f"d-{size}-{mode}".replace("_", "-")
+                    space = f"m-{size}-{mode}".replace("_", "-")
+                    spec = {
+                        "contender": mode,
+                        "base_url": server.base_url,
+                        "space": space,
+                        "page_size": PAGE_SIZE,
+                        "concurrency": CONCURRENCY,
+                        "retry_delay": RETRY_DELAY,
+                        "workdir": tmp,
+                        "sink": "digest",
+                    }
                     row: dict[str, Any] = {"mode": mode, "size": size}
                     try:
-                        row.update(_child([mode, server.base_url, space, tmp]))
-                        row["verified"] = row["tasks"] == size and row["digest"] == expected
-                    except RuntimeError as exc:
-                        row.update(error=str(exc), verified=False)
+                        row.update(child(spec))
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        row["error"] = str(exc)[:300]
+                    row["verified"] = row.get("tasks") == size and row.get("digest") == expected
                     result.rows.append(row)
                     _log(
-                        f"[d] {mode:<13} {size:>8,} tasks: peak RSS "
-                        f"{row.get('peak_mb', float('nan')):.1f} MB "
-                        f"in {row.get('seconds', float('nan')):.2f}s verified={row['verified']}"
+                        f"[memory] {mode:<13} {size:>8,} tasks: peak RSS "
+                        f"{row.get('peak_mb', float('nan')):.1f} MB in "
+                        f"{row.get('seconds', float('nan')):.2f}s verified={row['verified']}"
                     )
     return result
 
 
-# --- (e) decode only --------------------------------------------------------------------------
+# --- decode only ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -351,6 +414,8 @@ def run_decode(repeat: int = 7) -> DecodeResult:
         ("pydantic v2 validate_json", adapter.validate_json),
         ("msgspec typed (TasksPage)", typed.decode),
         ("msgspec Raw (RAW_PAGE_DECODER)", _decode.RAW_PAGE_DECODER.decode),
+        ("unpod_async decode_typed_page", _decode.decode_typed_page),
+        ("unpod_async decode_raw_page", _decode.decode_raw_page),
     ]
     _check_same_work(body, adapter, typed)
     rows = []
@@ -359,7 +424,7 @@ def run_decode(repeat: int = 7) -> DecodeResult:
         number, _ = timer.autorange()
         per_page = [t / number for t in timer.repeat(repeat=repeat, number=number)]
         rows.append((name, statistics.median(per_page) * 1e6))
-        _log(f"[e] {name:<32} {rows[-1][1]:9.1f} us/page")
+        _log(f"[decode] {name:<32} {rows[-1][1]:9.1f} us/page")
     return DecodeResult(len(body), 100, rows)
 
 

@@ -1,10 +1,20 @@
-"""The page server: a separate process serving pre-rendered pages of one simulated space.
+"""The page server: a separate process serving the pages of one simulated space.
 
-Every page is rendered once at startup; a request only picks its bytes (after the configured
-latency). Faults are planned up front with a seeded RNG: the FIRST attempt of each faulted page
-(per space token, so every benchmark run sees the same faults) answers 503 with an HTML body or
-429 with ``Retry-After``; the retry succeeds. The space token in the path is free-form: each run
-uses its own, and the server keeps request and fault counts per token.
+A static space's pages are rendered once at startup; a request only picks its bytes (after the
+configured latency). Faults are planned up front with a seeded RNG: the FIRST attempt of each
+faulted page (per space token, so every benchmark run sees the same faults) answers 503 with an
+HTML body or 429 with ``Retry-After``; the retry succeeds.
+
+A live space (``arrive_every`` and/or ``delete_every``) changes while it is read: every
+``arrive_every``-th request to a space token adds one new task at the head (newest first), and
+every ``delete_every``-th removes one task at a seeded random position, both at the moment the
+request is answered (after its latency, before its page is cut). Each token gets its own copy
+of the space, so every run starts from the same tasks; the server keeps which tasks arrived and
+which were deleted, so that the harness can check that every task that existed throughout the
+pull came out exactly once.
+
+The space token in the path is free-form: each run uses its own, and the server keeps request,
+fault and byte counts per token.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import math
 import multiprocessing as mp
 import random
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -23,7 +34,7 @@ from typing import Any
 import psutil
 from aiohttp import web
 
-from ._pages import empty_page, render_pages
+from ._pages import empty_page, make_pool, page_head, render_pages, render_tasks
 
 __all__ = ["PageServer", "ServerConfig", "fault_plan"]
 
@@ -44,10 +55,16 @@ class ServerConfig:
     p429: float = 0.0
     retry_after: str = "0.1"
     seed: int = 7
+    arrive_every: int = 0  # live space: one new task at the head every N requests (0: never)
+    delete_every: int = 0  # live space: one task deleted every N requests (0: never)
 
     @property
     def pages(self) -> int:
         return math.ceil(self.n_tasks / self.page_size)
+
+    @property
+    def live(self) -> bool:
+        return bool(self.arrive_every or self.delete_every)
 
 
 def fault_plan(config: ServerConfig) -> tuple[frozenset[int], frozenset[int]]:
@@ -59,6 +76,41 @@ def fault_plan(config: ServerConfig) -> tuple[frozenset[int], frozenset[int]]:
     return frozenset(chosen[:n503]), frozenset(chosen[n503:])
 
 
+class _LiveSpace:
+    """One token's copy of a space that changes with the requests it answers."""
+
+    def __init__(self, state: _State, token: str) -> None:
+        self.state = state
+        config = state.config
+        self.tasks = list(state.tasks)  # bytes of each task, newest first
+        self.serials = list(range(config.n_tasks - 1, -1, -1))
+        self.next_serial = config.n_tasks
+        self.answered = 0
+        self.arrived: list[int] = []
+        self.deleted: list[int] = []
+        self.rng = random.Random(zlib.crc32(token.encode()) ^ config.seed)
+
+    def answer(self) -> None:
+        """Apply the changes this request triggers (it is about to be answered)."""
+        config = self.state.config
+        self.answered += 1
+        if config.arrive_every and self.answered % config.arrive_every == 0:
+            serial = self.next_serial
+            self.next_serial += 1
+            self.tasks[0:0] = render_tasks(config.seed, [serial], self.state.pool)
+            self.serials.insert(0, serial)
+            self.arrived.append(serial)
+        if config.delete_every and self.answered % config.delete_every == 0 and self.tasks:
+            at = self.rng.randrange(len(self.tasks))
+            del self.tasks[at]
+            self.deleted.append(self.serials.pop(at))
+
+    def page(self, number: int, size: int) -> bytes:
+        start = (number - 1) * size
+        chunk = self.tasks[start : start + size]
+        return b"".join((page_head(len(self.tasks)), b",".join(chunk), b"]}"))
+
+
 @dataclass
 class _State:
     config: ServerConfig
@@ -66,8 +118,11 @@ class _State:
     empty: bytes
     f503: frozenset[int]
     f429: frozenset[int]
+    tasks: list[bytes] = field(default_factory=list)  # live spaces: each task's bytes
+    pool: Any = None
     attempted: set[tuple[str, int]] = field(default_factory=set)
     counts: dict[str, Counter[str]] = field(default_factory=dict)
+    live: dict[str, _LiveSpace] = field(default_factory=dict)
 
 
 def _json_error(status: int, message: str) -> web.Response:
@@ -97,7 +152,8 @@ def _app(state: _State) -> web.Application:
             await asyncio.sleep(latency)
         if page <= 0:
             return _json_error(206, "Tasks Fetch Failed")
-        if size != config.page_size:
+        if size <= 0 or (size != config.page_size and not config.live):
+            # A live space cuts its pages per request (repairs ask for other sizes).
             return _json_error(400, f"bench server pre-rendered page_size={config.page_size} only")
         if page in faulty and (space, page) not in state.attempted:
             state.attempted.add((space, page))
@@ -112,7 +168,15 @@ def _app(state: _State) -> web.Application:
                 headers={"Retry-After": config.retry_after},
             )
         counts["pages"] += 1
-        body = state.pages[page - 1] if page <= n_pages else state.empty
+        if config.live:
+            live = state.live.get(space)
+            if live is None:
+                live = state.live[space] = _LiveSpace(state, space)
+            live.answer()
+            body = live.page(page, size)
+        else:
+            body = state.pages[page - 1] if page <= n_pages else state.empty
+        counts["bytes"] += len(body)
         return web.Response(body=body, content_type="application/json")
 
     app = web.Application()
@@ -123,13 +187,25 @@ def _app(state: _State) -> web.Application:
 async def _main(config: ServerConfig, conn: Connection) -> None:
     started = time.perf_counter()
     f503, f429 = fault_plan(config)
-    state = _State(
-        config=config,
-        pages=render_pages(config.seed, config.n_tasks, config.page_size),
-        empty=empty_page(config.n_tasks),
-        f503=f503,
-        f429=f429,
-    )
+    if config.live:
+        pool = make_pool(config.seed, config.n_tasks)
+        state = _State(
+            config=config,
+            pages=[],
+            empty=b"",
+            f503=f503,
+            f429=f429,
+            tasks=render_tasks(config.seed, range(config.n_tasks - 1, -1, -1), pool),
+            pool=pool,
+        )
+    else:
+        state = _State(
+            config=config,
+            pages=render_pages(config.seed, config.n_tasks, config.page_size),
+            empty=empty_page(config.n_tasks),
+            f503=f503,
+            f429=f429,
+        )
     render_seconds = time.perf_counter() - started
     runner = web.AppRunner(_app(state), access_log=None)
     await runner.setup()
@@ -148,7 +224,12 @@ async def _main(config: ServerConfig, conn: Connection) -> None:
         if message == "stop":
             stop.set()
         elif isinstance(message, tuple) and message[0] == "stats":
-            conn.send(dict(state.counts.get(message[1], Counter())))
+            counts: dict[str, Any] = dict(state.counts.get(message[1], Counter()))
+            live = state.live.pop(message[1], None)  # asked once, after the run: free it
+            if live is not None:
+                counts["arrived"] = live.arrived
+                counts["deleted"] = live.deleted
+            conn.send(counts)
 
     loop.add_reader(conn.fileno(), on_message)
     conn.send(("ready", port, render_seconds))
@@ -187,12 +268,22 @@ class PageServer:
         return int(self._proc.pid)
 
     def start(self, timeout: float = 180.0) -> PageServer:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> PageServer:
+        """Start the process (it renders its pages meanwhile); :meth:`wait_ready` joins it."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, args=(self.config, child), daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
+        return self
+
+    def wait_ready(self, timeout: float = 180.0) -> PageServer:
+        parent = self._conn
+        assert parent is not None
         if not parent.poll(timeout):
             self.stop()
             raise RuntimeError(f"page server did not start within {timeout:g}s")
@@ -216,11 +307,12 @@ class PageServer:
         times = self._ps.cpu_times()
         return float(times.user + times.system)
 
-    def stats(self, space: str) -> dict[str, int]:
-        """Requests, pages and faults the server answered for one space token."""
+    def stats(self, space: str) -> dict[str, Any]:
+        """Requests, pages, bytes and faults the server answered for one space token, and (a
+        live space, which is then forgotten) the serials that arrived and were deleted."""
         assert self._conn is not None
         self._conn.send(("stats", space))
-        result: dict[str, int] = self._conn.recv()
+        result: dict[str, Any] = self._conn.recv()
         return result
 
     def stop(self) -> None:
