@@ -23,7 +23,7 @@ from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallba
 from ._iterate import TaskIterator, collect
 from ._limits import Gate
 from ._models import Organization, Space, Task, TasksPage
-from ._paging import Page, PullStats, ResumePoint
+from ._paging import Horizon, Page, PullStats, ResumePoint
 from ._params import API_PREFIX, AUTH_SCHEME_ENV, DEFAULT_BASE_URL, TaskFilter
 from ._pull import stream_pages
 from ._redact import Secret
@@ -385,8 +385,10 @@ class UnpodClient:
         resume: ResumePoint | None = None,
         max_passes: int = 4,
         strict: bool = False,
+        horizon: Horizon | None = None,
     ) -> AsyncGenerator[Page[P], None]:
-        """Validate now (before any request), then pull lazily: the pages of a whole pull."""
+        """Validate now (before any request), then pull lazily: the pages of a whole pull
+        (or of its head, down to ``horizon``)."""
         _params.check_positive("page_size", page_size)
         _params.check_seconds("deadline", deadline)
         self._transport.session  # noqa: B018 (a closed client refuses now, not at first page)
@@ -404,6 +406,7 @@ class UnpodClient:
             seen=seen,
             resume=resume,
             strict=strict,
+            horizon=horizon,
         )
 
 

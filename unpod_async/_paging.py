@@ -18,6 +18,10 @@ envelope inside a 200, a short or empty page while the count says more exist. A 
 still ends with fewer tasks than the last count says so (``PullStats.missing``), and the
 requests of a pull are bounded (``max_requests``).
 
+A pull may also end a pass early, where a :class:`Horizon` says nothing further is needed (an
+incremental sync reads only the head of a space): the pages read are still checked, repaired and
+followed by the head's arrivals as in a whole pass; only the pages past the horizon are not read.
+
 The engine knows nothing of HTTP: :class:`Source` gives it bytes, decoded pages, and a decoder.
 """
 
@@ -31,7 +35,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._decode import Decoded, Key, PageCombiner, PageDecoder, count_of
 from ._errors import BusinessLogicError, IncompletePullError
@@ -40,7 +44,7 @@ from ._response import DECODE_ERRORS, envelope_error
 from ._seen import SeenKeys
 from ._window import Fetched, Window
 
-__all__ = ["Page", "Pager", "PullStats", "ResumePoint", "Source", "ceil_div"]
+__all__ = ["Horizon", "Page", "Pager", "PullStats", "ResumePoint", "Source", "ceil_div"]
 
 logger = logging.getLogger("unpod_async")
 
@@ -147,6 +151,21 @@ class Source(Generic[P]):
     combine: PageCombiner[P]
 
 
+class Horizon(Protocol):
+    """Where a pass may end before the end of the space.
+
+    ``plan(count, size)`` is how many pages the pass is expected to need (fetched at once; past
+    them the pass reads on a few pages at a time). ``reached(page)`` is asked of the pages of a
+    pass in page order (page 1 starts a pass) and says whether nothing past ``page`` is needed:
+    the pass then ends there. It is asked of what the server served, before any repair, so it
+    must only ever answer from tasks it has seen (a gap between pages never makes it true).
+    """
+
+    def plan(self, count: int | None, size: int) -> int: ...
+
+    async def reached(self, page: Page[Any]) -> bool: ...
+
+
 def ceil_div(count: int, size: int) -> int:
     # Integer arithmetic: a count of 10**400 is absurd but must not raise OverflowError.
     return -(-count // max(1, size))
@@ -172,8 +191,11 @@ class Pager(Generic[P]):
         max_passes: int = 4,
         max_requests: int | None = None,
         strict: bool = False,
+        horizon: Horizon | None = None,
     ) -> None:
         self._source = source
+        self._horizon = horizon
+        self._bounded = False  # the latest pass ended at the horizon
         self._strict = strict
         self._page_size = page_size
         self._concurrency = concurrency
@@ -279,7 +301,9 @@ class Pager(Generic[P]):
         """Say whether the pull is short: a WARNING, the stats, and with ``strict`` an error."""
         stats = self.stats
         last = stats.last_count
-        stats.missing = max(0, last - len(self._seen)) if last is not None else 0
+        # A pass that ended at its horizon read only the head: the count says nothing of it.
+        counted = None if self._bounded else last
+        stats.missing = max(0, counted - len(self._seen)) if counted is not None else 0
         if stats.stopped is not None:
             message = f"pull stopped early ({stats.stopped}) with {stats.tasks} tasks"
         elif stats.missing:
@@ -314,6 +338,8 @@ class Pager(Generic[P]):
         yield page
         if first.size + first.skipped < self._size:
             return  # empty, or fewer than asked and no more exist: the whole space
+        if await self._ends_pass(page):
+            return
         async with aclosing(self._fan_out(2, count, previous=page)) as pages:
             async for later in pages:
                 yield later
@@ -345,11 +371,14 @@ class Pager(Generic[P]):
         latest = count
         if count is None:
             self._unknown_count = True
+        limit = self._planned_last(count, start)
+        if self._horizon is not None:
+            limit = max(start, min(limit, self._horizon.plan(count, size)))
         window = Window(
             self._fetch_body,
             size=size,
             start=start,
-            limit=self._planned_last(count, start),
+            limit=limit,
             max_unanswered=2 * self._concurrency,
             max_ahead=max(64, 32 * self._concurrency),
             budget=self._budget,
@@ -384,10 +413,16 @@ class Pager(Generic[P]):
                 past_plan = number >= self._planned_last(latest, start)
                 if page.size + decoded.skipped < size or (past_plan and page.n_new == 0):
                     return  # a short page, an empty one, or nothing new past the count
+                if await self._ends_pass(page):
+                    return
                 number += 1
                 if number > window.limit:
                     planned = self._planned_last(latest, start)
-                    if planned >= number:
+                    if planned >= number and self._horizon is not None:
+                        # Short of the horizon: on a few pages at a time, more each time.
+                        window.extend(min(planned, number + probe - 1))
+                        probe = min(2 * probe, 2 * self._concurrency)
+                    elif planned >= number:
                         window.extend(planned)
                     else:  # an understated count: probe on, widening while pages come full
                         window.extend(number + probe - 1)
@@ -511,15 +546,18 @@ class Pager(Generic[P]):
         have missed a task, whatever happened between them. Pages answered out of order can
         have, if any task arrived between them, and an arrival and a delete landing between
         the same two answers leave the count unchanged: so once the pull has seen tasks
-        arrive, every such boundary is suspect. A count that dropped is suspect too.
+        arrive, every such boundary is suspect. A count that dropped is suspect too. Tasks
+        arrived if the count rose between two answers, or if a task was seen twice (only an
+        arrival pushes a task onto the next page, as many deletes keep the count level).
         """
         boundaries, self._boundaries = self._boundaries, []
         samples = sorted(self._samples)
-        if not boundaries or len({count for _, count in samples}) <= 1:
+        twice = self.stats.duplicates > 0
+        if not boundaries or (len({count for _, count in samples}) <= 1 and not twice):
             return []  # the count never moved and no task was seen twice: a still space
         seqs = [seq for seq, _ in samples]
         moves = [0]  # moves[i]: the count's total movement over samples[0..i]
-        arrived = False  # tasks arrived: the count rose between two answers
+        arrived = twice  # tasks arrived: seen twice, or the count rose between two answers
         for (_, before), (_, after) in pairwise(samples):
             moves.append(moves[-1] + abs(after - before))
             arrived = arrived or after > before
@@ -593,6 +631,7 @@ class Pager(Generic[P]):
         stats = self.stats
         for pass_no in range(first_pass_no, max(self._max_passes, first_pass_no) + 1):
             stats.passes = pass_no
+            self._bounded = False
             first = await self._request_decoded(1, self._size)
             count = _count(first)
             if count is not None:
@@ -603,7 +642,7 @@ class Pager(Generic[P]):
             changed = False
             if page.n_new:
                 yield page
-            if first.size >= self._size:
+            if first.size >= self._size and not await self._ends_pass(page):
                 async with aclosing(self._fan_out(2, count)) as pages:
                     async for later in pages:
                         later.pass_no = pass_no
@@ -656,6 +695,13 @@ class Pager(Generic[P]):
             if page.size != page.n_new:
                 self._drift = True
         return page
+
+    async def _ends_pass(self, page: Page[P]) -> bool:
+        """Whether the horizon says this pass needs nothing past ``page``."""
+        if self._horizon is None or not await self._horizon.reached(page):
+            return False
+        self._bounded = True
+        return True
 
     def _count_request(self) -> None:
         stats = self.stats
