@@ -23,6 +23,7 @@ from ._errors import (
     ResponseDecodeError,
     ResponseTooLargeError,
     ServerError,
+    SyncError,
     UnpodError,
 )
 from ._export import ExportProgress, ExportStats, Format, ProgressCallback
@@ -41,6 +42,8 @@ from ._models import (
 )
 from ._paging import PullStats
 from ._params import DEFAULT_BASE_URL, TaskFilter, TaskFilterArgs
+from ._store_export import export_from_db
+from ._sync import FINAL_STATUSES, SyncStats
 from ._version import __version__
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "ExportError",
     "ExportProgress",
     "ExportStats",
+    "FINAL_STATUSES",
     "Format",
     "IncompletePullError",
     "NotFoundError",
@@ -70,6 +74,8 @@ __all__ = [
     "ResponseTooLargeError",
     "ServerError",
     "Space",
+    "SyncError",
+    "SyncStats",
     "Task",
     "TaskFilter",
     "TaskFilterArgs",
@@ -82,4 +88,5 @@ __all__ = [
     "UnpodError",
     "UserInfo",
     "__version__",
+    "export_from_db",
 ]
