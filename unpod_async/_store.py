@@ -116,12 +116,14 @@ class SyncPlan:
     is the space's tasks in the store (not deleted), ``open_tasks`` the ``created`` (epoch
     seconds, ``-inf`` when unreadable) of those not in a final status, ``within_lookback``
     how many were created since ``lookback_start``, and ``newer_than_open`` how many were
-    created after the oldest open one (about its position).
+    created after the oldest open one (about its position). ``fresh``: the store holds no task
+    of the space yet.
     """
 
     stamp: str
     full: bool
     synced_at: str | None
+    fresh: bool = False  # the store holds no task of the space yet
     stored: int = 0
     open_tasks: dict[str, float] | None = None
     within_lookback: int = 0
@@ -237,7 +239,8 @@ class Store:
             if previous is not None and now <= previous:
                 now = previous + timedelta(microseconds=1)
             stamp = stamp_of(now)
-            if state is None or (state[5] is None and not self._holds(space)):
+            fresh = not self._holds(space)
+            if state is None or (state[5] is None and fresh):
                 # New, or nothing stored yet (a first sync that failed at once: a wrong token,
                 # say): the space is this server's from now on.
                 salt = os.urandom(8).hex()
@@ -255,7 +258,7 @@ class Store:
                         stamp,
                     ),
                 )
-                return SyncPlan(stamp, True, None)
+                return SyncPlan(stamp, True, None, fresh)
             base_url, org_handle, salt, fingerprint, _, synced_at, pending = state
             why = server_mismatch(base_url, org_handle, salt, fingerprint, identity)
             if why is not None:
@@ -269,7 +272,7 @@ class Store:
                 (stamp, full, space),
             )
             if full:
-                return SyncPlan(stamp, True, synced_at)
+                return SyncPlan(stamp, True, synced_at, fresh)
             return self._head_plan(space, stamp, synced_at, now - lookback, final_statuses)
 
     def _head_plan(
@@ -325,29 +328,34 @@ class Store:
             ).fetchone()[0]
         )
 
-    def upsert(self, space: str, rows: Sequence[Row], stamp: str) -> tuple[int, int, int]:
+    def upsert(
+        self, space: str, rows: Sequence[Row], stamp: str, *, fresh: bool = False
+    ) -> tuple[int, int, int]:
         """Store one page's tasks in one transaction: ``(new, updated, unchanged)``. A task
-        whose JSON is the same gets only its ``last_seen``."""
+        whose JSON is the same gets only its ``last_seen``. ``fresh``: the space held no task
+        when the sync started (and a pull yields each task once): no need to look them up."""
         if not rows:
             return 0, 0, 0
         with self._transaction() as db:
+            if fresh:
+                db.executemany(
+                    _INSERT + " ON CONFLICT (space_token, task_id) DO UPDATE SET "
+                    "status = excluded.status, created = excluded.created, "
+                    "modified = excluded.modified, json = excluded.json, last_seen = ?8",
+                    [(space, *_fields(row), stamp, stamp) for row in rows],
+                )
+                return len(rows), 0, 0
             stored = self._stored(space, [row.task_id for row in rows])
             new, changed, same = [], [], []
             for row in rows:
                 old = stored.get(row.task_id)
                 if old is None:
-                    task = (row.task_id, row.status, row.created, row.modified, row.json)
-                    new.append((space, *task, stamp, stamp))
+                    new.append((space, *_fields(row), stamp, stamp))
                 elif old[0] != row.json or old[1] is not None:
-                    fields = (row.status, row.created, row.modified, row.json)
-                    changed.append((*fields, stamp, space, row.task_id))
+                    changed.append((*_fields(row)[1:], stamp, space, row.task_id))
                 else:
                     same.append((stamp, space, row.task_id))
-            db.executemany(
-                "INSERT INTO tasks (space_token, task_id, status, created, modified, json, "
-                "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                new,
-            )
+            db.executemany(_INSERT, new)
             db.executemany(
                 "UPDATE tasks SET status = ?, created = ?, modified = ?, json = ?, "
                 "last_seen = ?, deleted_at = NULL WHERE space_token = ? AND task_id = ?",
@@ -427,6 +435,16 @@ class Store:
         )
         while batch := cursor.fetchmany(size):
             yield batch
+
+
+_INSERT = (
+    "INSERT INTO tasks (space_token, task_id, status, created, modified, json, first_seen, "
+    "last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+)
+
+
+def _fields(row: Row) -> tuple[str, str | None, str | None, str | None, str]:
+    return row.task_id, row.status, row.created, row.modified, row.json
 
 
 def _epoch(created: str | None) -> float:

@@ -321,7 +321,8 @@ class SyncJob:
             async with aclosing(pull(stats, horizon)) as pages:
                 async for page in pages:
                     rows = rows_of(page)
-                    pending.append(call(opened.upsert, self.space, rows, plan.stamp))
+                    write = call(opened.upsert, self.space, rows, plan.stamp, fresh=plan.fresh)
+                    pending.append(write)
                     await settle(_MAX_PENDING)
                 await settle(0)
             advance = stats.missing == 0 and stats.stopped is None
