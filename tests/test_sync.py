@@ -84,7 +84,7 @@ async def test_the_first_sync_stores_every_task_as_served(sim: Simulator, db: Pa
     assert stats.advanced
     assert stats.horizon_page is None
     assert stats.requests == requests == 1000 // 100 + 1
-    assert stats.stored == stats.count == 1000
+    assert stats.stored == stats.last_count == 1000
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert con.execute("PRAGMA user_version").fetchone()[0] == 1

@@ -183,7 +183,7 @@ def sync_shortfall_lines(stats: SyncStats) -> list[str]:
     elif stats.missing:
         lines.append(
             f"incomplete: {stats.missing:,} fewer tasks than the server's count of "
-            f"{stats.count:,}; the next sync reads again"
+            f"{stats.last_count:,}; the next sync reads again"
         )
     return lines
 

@@ -83,7 +83,7 @@ class SyncStats:
     due after a full sync that did not finish); otherwise the sync read the head and stopped
     after ``horizon_page`` (``None``: it read on to the end). ``requests`` are the page
     requests sent (retries aside, in ``retries``), ``pages`` the pages read, ``stored`` the
-    space's tasks in the store now (not deleted), ``count`` the server's last count.
+    space's tasks in the store now (not deleted), ``last_count`` the server's last count.
     ``missing``, ``stopped`` and ``skipped`` say what a sync that knows it is short lacks (as
     in :class:`ExportStats`); ``advanced`` whether it was recorded as finished, which the next
     sync starts from (not when tasks are missing or it stopped early).
@@ -102,7 +102,7 @@ class SyncStats:
     seconds: float
     full: bool
     stored: int
-    count: int | None
+    last_count: int | None
     retries: int = 0
     missing: int = 0
     stopped: str | None = None
@@ -242,6 +242,9 @@ class SyncJob:
         self.page_size = page_size
         self._progress = progress
         self.final_statuses = final_statuses
+        self.stats = PullStats()  # of the pull, as it goes
+        self._horizon: _HeadHorizon | None = None
+        self._started = time.monotonic()
 
     @classmethod
     def prepare(
@@ -276,7 +279,8 @@ class SyncJob:
 
     async def run(self, pull: Pull) -> SyncStats:
         """Open the store, read what the plan says through ``pull``, store it page by page."""
-        started = time.monotonic()
+        self._started = time.monotonic()
+        stats = self.stats
         loop = asyncio.get_running_loop()
         executor = ThreadPoolExecutor(1, thread_name_prefix="unpod-sync")
 
@@ -296,35 +300,15 @@ class SyncJob:
                 lookback=self.lookback,
                 final_statuses=self.final_statuses,
             )
-            stats = PullStats()
-            horizon = None
             if not plan.full:
                 synced_at = plan.synced_at
 
                 def known(keys: list[str]) -> Awaitable[bool]:
                     return call(opened.known, self.space, keys, synced_at)
 
-                horizon = _HeadHorizon(plan, known)
-            counts = [0, 0, 0]
-            done = 0
-
-            async def settle(limit: int) -> None:
-                nonlocal done
-                while len(pending) > limit:
-                    result = await pending[0]
-                    pending.popleft()
-                    done += 1
-                    for i, n in enumerate(result):
-                        counts[i] += n
-                    await self._report(stats, horizon, done, sum(counts), started)
-
-            async with aclosing(pull(stats, horizon)) as pages:
-                async for page in pages:
-                    rows = rows_of(page)
-                    write = call(opened.upsert, self.space, rows, plan.stamp, fresh=plan.fresh)
-                    pending.append(write)
-                    await settle(_MAX_PENDING)
-                await settle(0)
+                self._horizon = _HeadHorizon(plan, known)
+            write = partial(call, opened.upsert, self.space, stamp=plan.stamp, fresh=plan.fresh)
+            counts = await self._store_pages(pull(stats, self._horizon), write, pending)
             advance = stats.missing == 0 and stats.stopped is None
             deleted, stored = await call(
                 opened.finish,
@@ -343,6 +327,41 @@ class SyncJob:
             if store is not None:
                 executor.submit(store.close)
             executor.shutdown(wait=True)
+        return self._result(counts, deleted, stored, full=plan.full, advanced=advance)
+
+    async def _store_pages(
+        self,
+        pages: AsyncGenerator[Page[RawTasks], None],
+        write: Callable[[list[Row]], asyncio.Future[tuple[int, int, int]]],
+        pending: deque[asyncio.Future[tuple[int, int, int]]],
+    ) -> list[int]:
+        """Hand each page to the store's thread as it comes (a few at a time in flight, in
+        order); ``[new, updated, unchanged]``."""
+        counts = [0, 0, 0]
+        done = 0
+
+        async def settle(limit: int) -> None:
+            nonlocal done
+            while len(pending) > limit:
+                result = await pending[0]
+                pending.popleft()
+                done += 1
+                for i, n in enumerate(result):
+                    counts[i] += n
+                await self._report(done, sum(counts))
+
+        async with aclosing(pages):
+            async for page in pages:
+                pending.append(write(rows_of(page)))
+                await settle(_MAX_PENDING)
+            await settle(0)
+        return counts
+
+    def _result(
+        self, counts: list[int], deleted: int, stored: int, *, full: bool, advanced: bool
+    ) -> SyncStats:
+        stats, horizon = self.stats, self._horizon
+        seconds = time.monotonic() - self._started
         result = SyncStats(
             new=counts[0],
             updated=counts[1],
@@ -351,36 +370,35 @@ class SyncJob:
             requests=stats.requests,
             pages=stats.pages,
             horizon_page=None if horizon is None else horizon.page,
-            seconds=time.monotonic() - started,
-            full=plan.full,
+            seconds=seconds,
+            full=full,
             stored=stored,
-            count=stats.last_count,
+            last_count=stats.last_count,
             retries=stats.retries,
             missing=stats.missing,
             stopped=stats.stopped,
             skipped=tuple(stats.skipped),
-            advanced=advance,
+            advanced=advanced,
             db=str(self.db),
         )
         logger.info(
             "synced space into %s (%s): %d new, %d updated, %d unchanged, %d deleted; "
             "%d requests in %.2fs",
             result.db,
-            "full" if result.full else f"head to page {result.horizon_page}",
+            "full" if full else f"head to page {result.horizon_page}",
             result.new,
             result.updated,
             result.unchanged,
             result.deleted,
             result.requests,
-            result.seconds,
+            seconds,
         )
         return result
 
-    async def _report(
-        self, stats: PullStats, horizon: _HeadHorizon | None, done: int, read: int, started: float
-    ) -> None:
+    async def _report(self, done: int, read: int) -> None:
         if self._progress is None:
             return
+        stats, horizon = self.stats, self._horizon
         if horizon is None:
             planned, expected = stats.planned_pages, stats.expected
         else:
@@ -393,7 +411,7 @@ class SyncJob:
                 tasks_written=read,
                 expected=expected,
                 retries=stats.retries,
-                elapsed=time.monotonic() - started,
+                elapsed=time.monotonic() - self._started,
             )
         )
         if inspect.isawaitable(outcome):
