@@ -145,6 +145,7 @@ def _round(server: Server, args: argparse.Namespace, workdir: Path, n: int) -> d
     if export_first:
         results["export"] = run_child(server, "export", out, args)
     results["first"] = run_child(server, "sync", db, args)
+    results["mb"] = sum(p.stat().st_size for p in workdir.glob(f"{db.name}*")) / 1e6
     results["same"] = run_child(server, "sync", db, args)
     server.ask("insert", ARRIVALS)
     results["arrivals"] = run_child(server, "sync", db, args)
@@ -212,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = statistics.median(r[key]["seconds"] for r in rounds)
         ratio = f"{seconds / export_seconds:.3f}x" if key != "export" else "1x"
         print(f"| {label} | {requests:,.0f} | {read:,.0f} | {seconds:.3f} | {ratio} |")
+    mb = statistics.median(r["mb"] for r in rounds)
+    print(f"\nthe store after the first sync (database, WAL and lock): {mb:,.0f} MB")
     return 0
 
 
