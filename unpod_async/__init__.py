@@ -23,6 +23,7 @@ from ._errors import (
     ResponseDecodeError,
     ResponseTooLargeError,
     ServerError,
+    SyncError,
     UnpodError,
 )
 from ._export import ExportProgress, ExportStats, Format, ProgressCallback
@@ -44,6 +45,8 @@ from ._models import (
 from ._page import PullStats
 from ._params import DEFAULT_BASE_URL, TaskFilter, TaskFilterArgs
 from ._spaces import SpaceExportResult, SpacesExportStats, SpacesProgress, SpacesProgressCallback
+from ._store_export import export_from_db
+from ._sync import FINAL_STATUSES, SyncStats
 from ._version import __version__
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "ExportError",
     "ExportProgress",
     "ExportStats",
+    "FINAL_STATUSES",
     "Format",
     "IncompletePullError",
     "NotFoundError",
@@ -79,6 +83,8 @@ __all__ = [
     "SpacesExportStats",
     "SpacesProgress",
     "SpacesProgressCallback",
+    "SyncError",
+    "SyncStats",
     "Task",
     "TaskFilter",
     "TaskFilterArgs",
@@ -91,4 +97,5 @@ __all__ = [
     "UnpodError",
     "UserInfo",
     "__version__",
+    "export_from_db",
 ]

@@ -24,7 +24,7 @@ from ._errors import ExportError
 from ._page import Page, ResumePoint
 from ._redact import Secret
 
-__all__ = ["Checkpoint", "Identity", "load", "save"]
+__all__ = ["Checkpoint", "Identity", "load", "save", "server_mismatch"]
 
 logger = logging.getLogger("unpod_async")
 
@@ -112,13 +112,23 @@ class Checkpoint(msgspec.Struct, kw_only=True):
         """What differs between this checkpoint and ``identity``, if anything."""
         if self.export != identity.describe():
             return "the space, format, page size or filters differ"
-        if self.base_url != identity.base_url:
-            return f"it was written from another server ({self.base_url})"
-        if self.org_handle != identity.org_handle:
-            return f"it was written for another organization ({self.org_handle or 'none'})"
-        if self.token_fingerprint != identity.token.fingerprint(self.salt):
-            return "it was written with another API token"
-        return None
+        return server_mismatch(
+            self.base_url, self.org_handle, self.salt, self.token_fingerprint, identity
+        )
+
+
+def server_mismatch(
+    base_url: str, org_handle: str | None, salt: str, fingerprint: str, identity: Identity
+) -> str | None:
+    """How the server, organization and token something was written with (the token by its
+    salted ``fingerprint``) differ from ``identity``'s, if they do."""
+    if base_url != identity.base_url:
+        return f"it was written from another server ({base_url})"
+    if org_handle != identity.org_handle:
+        return f"it was written for another organization ({org_handle or 'none'})"
+    if fingerprint != identity.token.fingerprint(salt):
+        return "it was written with another API token"
+    return None
 
 
 def load(path: Path, identity: Identity) -> Checkpoint | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -19,7 +20,7 @@ import msgspec
 
 from . import _decode, _params
 from ._checkpoint import Identity
-from ._decode import PageDecoder
+from ._decode import PageDecoder, RawTasks
 from ._errors import AuthenticationError
 from ._export import (
     FORMATS,
@@ -33,7 +34,7 @@ from ._export import (
 from ._iterate import TaskIterator, collect
 from ._limits import Gate
 from ._models import Organization, Run, RunsPage, Space, Task, TasksPage
-from ._page import Page, PullStats, ResumePoint
+from ._page import Horizon, Page, PullStats, ResumePoint
 from ._params import API_PREFIX, AUTH_SCHEME_ENV, DEFAULT_BASE_URL, TaskFilter
 from ._pull import stream_pages
 from ._redact import Secret
@@ -48,6 +49,7 @@ from ._spaces import (
     export_each,
     unique_spaces,
 )
+from ._sync import DEFAULT_LOOKBACK, FINAL_STATUSES, SyncJob, SyncStats
 from ._transport import Transport
 from ._version import __version__
 from ._writers import WriterOptions, require_pyarrow
@@ -652,6 +654,73 @@ class UnpodClient:
         )
         return TaskIterator(pages, stats, _tasks_of(where))
 
+    # --- a local copy ------------------------------------------------------------------
+
+    async def sync_tasks(
+        self,
+        space_token: str,
+        db: str | os.PathLike[str],
+        *,
+        full: bool = False,
+        lookback: timedelta | float = DEFAULT_LOOKBACK,
+        page_size: int = 100,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+        strict: bool = False,
+        final_statuses: Iterable[str] = FINAL_STATUSES,
+    ) -> SyncStats:
+        """Keep a local copy of a space current in the SQLite file ``db`` (many spaces can
+        share one file; its schema is in the README).
+
+        The first sync reads the whole space. The next ones read from the head and stop past
+        the newest task already stored, past every stored task that was not in one of
+        ``final_statuses`` (they change), and past ``lookback`` (a timedelta or seconds) of
+        ``created`` (post-call data lands after a call ends): a space with nothing new costs
+        a request or two. New and changed tasks are stored, unchanged ones get ``last_seen``.
+        ``full=True`` reads everything again and marks tasks no longer served ``deleted_at``
+        (only when it knows it read every task). Each page is committed on its own and the
+        sync recorded only after them, so a killed sync loses nothing and the next finishes
+        the job. A second sync of the same file at once, or a file that holds the space as
+        synced from another server, organization or token, is a :class:`SyncError`.
+
+        >>> stats = await client.sync_tasks("SPACE_TOKEN", "unpod.sqlite")
+        >>> stats.new, stats.updated, stats.requests
+        """
+        url_for = self._tasks_url(space_token, _params.NO_FILTER)
+        _params.check_positive("page_size", page_size)
+        _params.check_seconds("deadline", deadline)
+        job = SyncJob.prepare(
+            db,
+            space_token,
+            Identity(
+                space=space_token,
+                format="sqlite",
+                page_size=page_size,
+                filters="",
+                base_url=self.base_url,
+                org_handle=self.org_handle,
+                token=self._token,
+            ),
+            full=full,
+            lookback=lookback,
+            page_size=page_size,
+            progress=progress,
+            final_statuses=final_statuses,
+        )
+
+        def pull(stats: PullStats, horizon: Horizon | None) -> AsyncGenerator[Page[RawTasks]]:
+            return self._stream(
+                url_for,
+                _decode.decode_raw_page,
+                page_size=page_size,
+                deadline=deadline,
+                stats=stats,
+                strict=strict,
+                horizon=horizon,
+            )
+
+        return await job.run(pull)
+
     # --- page streams -----------------------------------------------------------------------
 
     def _tasks_url(self, space_token: str, where: TaskFilter) -> Callable[[int, int], str]:
@@ -714,8 +783,10 @@ class UnpodClient:
         max_passes: int = 4,
         strict: bool = False,
         read_ahead_bytes: int | None = None,
+        horizon: Horizon | None = None,
     ) -> AsyncGenerator[Page[P], None]:
-        """Validate now (before any request), then pull lazily: the pages of a whole pull."""
+        """Validate now (before any request), then pull lazily: the pages of a whole pull
+        (or of its head, down to ``horizon``)."""
         _params.check_positive("page_size", page_size)
         _params.check_seconds("deadline", deadline)
         self._transport.session  # noqa: B018 (a closed client refuses now, not at first page)
@@ -733,6 +804,7 @@ class UnpodClient:
             seen=seen,
             resume=resume,
             strict=strict,
+            horizon=horizon,
         )
 
 

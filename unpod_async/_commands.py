@@ -50,6 +50,8 @@ from ._progress import (
     print_line,
 )
 from ._spaces import SpacesExportStats
+from ._store_export import export_from_db
+from ._sync import SyncStats
 
 _EXTENSIONS: dict[str, Format] = {
     ".jsonl": "jsonl",
@@ -208,6 +210,37 @@ def shortfall_lines(stats: ExportStats) -> list[str]:
     return lines
 
 
+def sync_summary_line(stats: SyncStats) -> str:
+    """One line saying what a sync did."""
+    how = "full" if stats.full else "head"
+    if stats.horizon_page is not None:
+        how += f", down to page {stats.horizon_page}"
+    return (
+        f"synced {stats.db} ({how}): {stats.new:,} new, {stats.updated:,} updated, "
+        f"{stats.unchanged:,} unchanged, {stats.deleted:,} deleted; "
+        f"{_plural(stats.requests, 'request')} in {stats.seconds:.1f}s, "
+        f"{_plural(stats.retries, 'retry', 'retries')}; {stats.stored:,} tasks stored"
+    )
+
+
+def sync_shortfall_lines(stats: SyncStats) -> list[str]:
+    """What an incomplete sync lacks, a line each (none when it is complete)."""
+    lines = []
+    if stats.skipped:
+        lines.append(
+            f"incomplete: skipped {_plural(len(stats.skipped), 'task')} the server fails to "
+            "serve; a --full sync reads them once it does"
+        )
+    if stats.stopped:
+        lines.append(f"incomplete: stopped early ({stats.stopped}); the next sync reads again")
+    elif stats.missing:
+        lines.append(
+            f"incomplete: {stats.missing:,} fewer tasks than the server's count of "
+            f"{stats.last_count:,}; the next sync reads again"
+        )
+    return lines
+
+
 # --- errors -------------------------------------------------------------------------------
 
 
@@ -251,6 +284,8 @@ def _hints(exc: UnpodError, args: argparse.Namespace) -> list[str]:
 
 
 def interrupt_hint(args: argparse.Namespace) -> str:
+    if getattr(args, "handler", None) is run_sync:
+        return "interrupted; every page read is stored: sync again to finish"
     if getattr(args, "handler", None) is run_export:
         if args.all_spaces:
             if args.resume:
@@ -373,11 +408,64 @@ def report(stats: ExportStats, space: str | None) -> int:
 # --- commands -----------------------------------------------------------------------------
 
 
+async def run_sync(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        err(f"syncing space {args.space_token} from {host_of(client.base_url)} into {args.db}")
+        with display_for(args, client, str(args.db)) as display:
+            stats = await client.sync_tasks(
+                args.space_token,
+                args.db,
+                full=args.full,
+                lookback=args.lookback,
+                page_size=args.page_size,
+                progress=display.update,
+                deadline=args.deadline,
+                strict=args.strict,
+            )
+    err(sync_summary_line(stats))
+    short = sync_shortfall_lines(stats)
+    for line in short:
+        err(line)
+    return EXIT_INCOMPLETE if short else EXIT_OK
+
+
+_SERVER_FILTERS = ("outcome", "call_type", "search", "search_pattern", "thread_id", "user_id")
+
+
+async def _export_from_db(args: argparse.Namespace, output: str, fmt: Format) -> int:
+    given = [name for name in _SERVER_FILTERS if getattr(args, name)]
+    given += [name for name in ("resume", "strict", "deadline") if getattr(args, name)]
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"--from-db takes no {options}: they are the server's")
+    interactive = False if output == "-" and isatty(sys.stdout) else None
+    with open_display(interactive=interactive) as display:
+        stats = await export_from_db(
+            args.from_db,
+            args.space_token,
+            output,
+            format=fmt,
+            progress=display.update,
+            csv_formula_guard=args.csv_formula_guard,
+            status=",".join(args.status) if args.status else None,
+            created_after=args.since,
+            created_before=args.until,
+        )
+    where = "stdout" if stats.path in (None, "-") else stats.path
+    err(
+        f"exported {_plural(stats.tasks, 'task')} of {args.space_token} from {args.from_db} "
+        f"to {where} in {stats.seconds:.1f}s, without a request"
+    )
+    return EXIT_OK
+
+
 async def run_export(args: argparse.Namespace) -> int:
     if args.all_spaces:
         return await run_export_spaces(args)
     output: str = args.output
     fmt: Format = args.format or format_for(output)
+    if args.from_db:
+        return await _export_from_db(args, output, fmt)
     filters = _filters(args)
     async with _client(args) as client:
         options: dict[str, Any] = {

@@ -65,14 +65,15 @@ PageCombiner = Callable[[Sequence[Decoded[P]]], Decoded[P]]
 
 
 class TaskKey(msgspec.Struct, gc=False):
-    """Only what dedupe and the client-side filters read: decoding a page into these skips
-    everything else. Typed ``Any``, so that no value can fail the page here."""
+    """Only what dedupe, the client-side filters and a sync read: decoding a page into these
+    skips everything else. Typed ``Any``, so that no value can fail the page here."""
 
     task_id: Any = None
     id: Any = msgspec.field(default=None, name="_id")
     doc_id: Any = msgspec.field(default=None, name="id")
     status: Any = None
     created: Any = None
+    modified: Any = None
 
 
 class RawPage(msgspec.Struct, gc=False):

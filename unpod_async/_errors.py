@@ -18,7 +18,8 @@ Every error the client raises on purpose derives from :class:`UnpodError`::
     ├── ResponseDecodeError        the body is not the JSON the API promises
     │   └── ResponseTooLargeError  the body is bigger than ``max_response_bytes``
     ├── IncompletePullError        ``strict=True``: a pull ended with fewer tasks than it knew of
-    └── ExportError                an export could not write its file
+    ├── ExportError                an export could not write its file
+    └── SyncError                  a sync's store is busy, another server's, or unusable
 
 Invalid arguments (a bad page number, a space token that could escape its path) raise
 :class:`ValueError` (or :class:`TypeError`) before any request is sent.
@@ -47,6 +48,7 @@ __all__ = [
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "ServerError",
+    "SyncError",
     "UnpodError",
 ]
 
@@ -252,6 +254,12 @@ def headline(status_code: int, message: str) -> str:
     """``HTTP 503: message``, said once when the message already starts with the status."""
     prefix = f"HTTP {status_code}"
     return message if message.startswith(prefix) else f"{prefix}: {message}"
+
+
+class SyncError(UnpodError):
+    """A sync could not use its store: another sync holds it, it holds the space as synced
+    from another server, organization or token, it is of a newer schema, or it cannot be
+    written. Raised before any request when it can be known then."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._decode import Decoded, Key, PageCombiner, PageDecoder
 
-__all__ = ["Page", "PullStats", "ResumePoint", "Source", "ceil_div"]
+__all__ = ["Horizon", "Page", "PullStats", "ResumePoint", "Source", "ceil_div"]
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -112,6 +112,21 @@ class Source(Generic[P]):
     decoded: Callable[..., Awaitable[Decoded[P]]]  # (page, size, retries=None)
     decode: PageDecoder[P]
     combine: PageCombiner[P]
+
+
+class Horizon(Protocol):
+    """Where a pass may end before the end of the space.
+
+    ``plan(count, size)`` is how many pages the pass is expected to need (fetched at once; past
+    them the pass reads on a few pages at a time). ``reached(page)`` is asked of the pages of a
+    pass in page order (page 1 starts a pass) and says whether nothing past ``page`` is needed:
+    the pass then ends there. It is asked of what the server served, before any repair, so it
+    must only ever answer from tasks it has seen (a gap between pages never makes it true).
+    """
+
+    def plan(self, count: int | None, size: int) -> int: ...
+
+    async def reached(self, page: Page[Any]) -> bool: ...
 
 
 def ceil_div(count: int, size: int) -> int:

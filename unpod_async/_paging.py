@@ -19,6 +19,11 @@ still ends with fewer tasks than the last count says so (``PullStats.missing``),
 requests of a pull are bounded (``max_requests``). A page one stored task makes the server
 fail is read in pieces around it (``_isolate``).
 
+A pull may also end a pass early, where a ``_page.Horizon`` says nothing further is needed
+(an incremental sync reads only the head of a space): the pages read are still checked,
+repaired and followed by the head's arrivals as in a whole pass; only the pages past the
+horizon are not read.
+
 The engine knows nothing of HTTP: a ``_page.Source`` gives it bytes, decoded pages, a decoder.
 """
 
@@ -34,7 +39,7 @@ from typing import Generic, TypeVar
 from ._decode import Decoded, Key, count_of
 from ._errors import BusinessLogicError, IncompletePullError
 from ._isolate import read_in_pieces
-from ._page import Page, PullStats, ResumePoint, Source, ceil_div
+from ._page import Horizon, Page, PullStats, ResumePoint, Source, ceil_div
 from ._repair import Boundary, RepairPlan, anchors_in, head_anchor, suspect
 from ._response import DECODE_ERRORS, envelope_error
 from ._seen import SeenKeys
@@ -71,8 +76,11 @@ class Pager(Generic[P]):
         max_passes: int = 4,
         max_requests: int | None = None,
         strict: bool = False,
+        horizon: Horizon | None = None,
     ) -> None:
         self._source = source
+        self._horizon = horizon
+        self._bounded = False  # the latest pass ended at the horizon
         self._strict = strict
         self._page_size = page_size
         self._concurrency = concurrency
@@ -178,7 +186,9 @@ class Pager(Generic[P]):
         """Say whether the pull is short: a WARNING, the stats, and with ``strict`` an error."""
         stats = self.stats
         last = stats.last_count
-        stats.missing = max(0, last - len(self._seen)) if last is not None else 0
+        # A pass that ended at its horizon read only the head: the count says nothing of it.
+        counted = None if self._bounded else last
+        stats.missing = max(0, counted - len(self._seen)) if counted is not None else 0
         if stats.stopped is not None:
             message = f"pull stopped early ({stats.stopped}) with {stats.tasks} tasks"
         elif stats.missing:
@@ -214,6 +224,8 @@ class Pager(Generic[P]):
         yield page
         if first.size + first.skipped < self._size:
             return  # empty, or fewer than asked and no more exist: the whole space
+        if await self._ends_pass(page):
+            return
         async with aclosing(self._fan_out(2, count, previous=page)) as pages:
             async for later in pages:
                 yield later
@@ -245,11 +257,14 @@ class Pager(Generic[P]):
         latest = count
         if count is None:
             self._unknown_count = True
+        limit = self._planned_last(count, start)
+        if self._horizon is not None:
+            limit = max(start, min(limit, self._horizon.plan(count, size)))
         window = Window(
             self._fetch_body,
             size=size,
             start=start,
-            limit=self._planned_last(count, start),
+            limit=limit,
             max_unanswered=2 * self._concurrency,
             max_ahead=max(64, 32 * self._concurrency),
             budget=self._budget,
@@ -284,10 +299,16 @@ class Pager(Generic[P]):
                 past_plan = number >= self._planned_last(latest, start)
                 if page.size + decoded.skipped < size or (past_plan and page.n_new == 0):
                     return  # a short page, an empty one, or nothing new past the count
+                if await self._ends_pass(page):
+                    return
                 number += 1
                 if number > window.limit:
                     planned = self._planned_last(latest, start)
-                    if planned >= number:
+                    if planned >= number and self._horizon is not None:
+                        # Short of the horizon: on a few pages at a time, more each time.
+                        window.extend(min(planned, number + probe - 1))
+                        probe = min(2 * probe, 2 * self._concurrency)
+                    elif planned >= number:
                         window.extend(planned)
                     else:  # an understated count: probe on, widening while pages come full
                         window.extend(number + probe - 1)
@@ -364,7 +385,10 @@ class Pager(Generic[P]):
 
     def _suspect_boundaries(self) -> list[Boundary]:
         boundaries, self._boundaries = self._boundaries, []
-        suspects, self._movement = suspect(boundaries, self._samples)
+        # Tasks seen twice count as arrivals too: as many deletes as arrivals keep the count
+        # level, while tasks still moved.
+        twice = self.stats.duplicates > 0
+        suspects, self._movement = suspect(boundaries, self._samples, arrived=twice)
         return suspects
 
     async def _repair(self, boundary: Boundary, slack: int = 0) -> Page[P] | None:
@@ -424,6 +448,7 @@ class Pager(Generic[P]):
         stats = self.stats
         for pass_no in range(first_pass_no, max(self._max_passes, first_pass_no) + 1):
             stats.passes = pass_no
+            self._bounded = False
             first = await self._request_decoded(1, self._size)
             count = _count(first)
             if count is not None:
@@ -434,7 +459,7 @@ class Pager(Generic[P]):
             changed = False
             if page.n_new:
                 yield page
-            if first.size >= self._size:
+            if first.size >= self._size and not await self._ends_pass(page):
                 async with aclosing(self._fan_out(2, count)) as pages:
                     async for later in pages:
                         later.pass_no = pass_no
@@ -489,6 +514,13 @@ class Pager(Generic[P]):
             if page.size != page.n_new:
                 self._drift = True
         return page
+
+    async def _ends_pass(self, page: Page[P]) -> bool:
+        """Whether the horizon says this pass needs nothing past ``page``."""
+        if self._horizon is None or not await self._horizon.reached(page):
+            return False
+        self._bounded = True
+        return True
 
     def _count_request(self) -> None:
         stats = self.stats

@@ -11,7 +11,7 @@ import msgspec
 
 from ._decode import Decoded, PageCombiner, PageDecoder
 from ._errors import DeadlineExceededError
-from ._page import Page, PullStats, ResumePoint, Source
+from ._page import Horizon, Page, PullStats, ResumePoint, Source
 from ._paging import Pager
 from ._request import Requester
 from ._seen import SeenKeys
@@ -61,6 +61,7 @@ def stream_pages(
     max_passes: int = 4,
     max_requests: int | None = None,
     strict: bool = False,
+    horizon: Horizon | None = None,
 ) -> AsyncGenerator[Page[P], None]:
     """The pages of a whole pull, ``url_for(page, size)`` fetched through ``requester``;
     lazy, like every generator: nothing is sent before the first page is asked for."""
@@ -98,6 +99,7 @@ def stream_pages(
             max_passes=max_passes,
             max_requests=max_requests,
             strict=strict,
+            horizon=horizon,
         )
         try:
             async with aclosing(pager.pages()) as pages:

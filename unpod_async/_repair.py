@@ -126,7 +126,7 @@ def head_anchor(keys: Sequence[Key], head: Sequence[Key]) -> int | None:
 
 
 def suspect(
-    boundaries: Sequence[Boundary], samples: Sequence[tuple[int, int]]
+    boundaries: Sequence[Boundary], samples: Sequence[tuple[int, int]], *, arrived: bool = False
 ) -> tuple[list[Boundary], int]:
     """The boundaries across which a task can have slipped, from the counts.
 
@@ -139,15 +139,15 @@ def suspect(
     the same two answers leave the count unchanged: so once the pull has seen tasks
     arrive, every such boundary is suspect. A count that dropped is suspect too.
 
-    ``samples`` are the ``(answer order, count)`` of the pass's pages; the second value
-    returned is the count's total movement over the pass.
+    ``samples`` are the ``(answer order, count)`` of the pass's pages; ``arrived`` says tasks
+    are known to have arrived anyway (a task seen twice: as many deletes as arrivals keep the
+    count level while tasks move). The second value returned is the count's total movement.
     """
     ordered = sorted(samples)
-    if not boundaries or len({count for _, count in ordered}) <= 1:
-        return [], 0  # the count never moved: a still space
+    if not boundaries or (len({count for _, count in ordered}) <= 1 and not arrived):
+        return [], 0  # the count never moved and nothing was seen twice: a still space
     seqs = [seq for seq, _ in ordered]
     moves = [0]  # moves[i]: the count's total movement over ordered[0..i]
-    arrived = False  # tasks arrived: the count rose between two answers
     for (_, before), (_, after) in pairwise(ordered):
         moves.append(moves[-1] + abs(after - before))
         arrived = arrived or after > before

@@ -23,7 +23,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
 from . import _commands
@@ -147,6 +147,26 @@ def _fraction(text: str) -> float:
 
 
 _EPOCH = re.compile(r"-?\d+(\.\d*)?")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?)\s*([smhdw]?)", re.I)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``24h``, ``90m``, ``2d``, ``1h30m``, ``3600s`` or ``3600`` (seconds) as a timedelta.
+
+    >>> parse_duration("1h30m"), parse_duration("0")
+    (datetime.timedelta(seconds=5400), datetime.timedelta(0))
+    """
+    value = text.strip().replace(" ", "")
+    parts = _DURATION.findall(value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 24h, 90m, 2d or 3600 (seconds), got {text!r}"
+        )
+    seconds = sum(float(n) * _SECONDS[u.lower()] for n, u in parts)
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"duration too long: {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def parse_date(text: str) -> float:
@@ -498,11 +518,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="write CSV cells as they are (default: a cell starting with = + - @ gets a ' "
         "in front, so that a spreadsheet does not run it as a formula)",
     )
+    export.add_argument(
+        "--from-db",
+        metavar="DB",
+        help="write what `tasks sync` stored in DB instead (no request, no token needed; "
+        "only the --status, --since and --until filters; default: read the server)",
+    )
     _display_options(export)
     _add_filters(export)
     export.set_defaults(
         handler=_commands.run_export, check=_commands.export_sources_problem, parser=export
     )
+
+    sync = tasks_cmds.add_parser(
+        "sync",
+        parents=[common],
+        help="keep a local SQLite copy of a space current",
+        description="Keep a copy of a space in an SQLite file current: the first sync reads "
+        "every task, the next ones only the head (new tasks, those still open, and those "
+        "created within --lookback). Many spaces can share one file.",
+    )
+    _space_argument(sync)
+    sync.add_argument(
+        "--db", required=True, metavar="FILE", help="the SQLite file, created if missing (required)"
+    )
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="read every task again, and mark those no longer served deleted (default: read "
+        "only the head)",
+    )
+    sync.add_argument(
+        "--lookback",
+        type=parse_duration,
+        default=timedelta(hours=24),
+        metavar="DURATION",
+        help="read again the tasks created within this long (post-call data lands after a "
+        "call ends): 24h (default), 90m, 2d, 0",
+    )
+    sync.add_argument(
+        "--page-size", type=_positive_int, default=100, metavar="N", help="tasks per request"
+    )
+    sync.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) rather than finish short (exit 3) when tasks are missing",
+    )
+    sync.add_argument(
+        "--deadline",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="give up after this long (default: no deadline)",
+    )
+    _display_options(sync)
+    sync.set_defaults(handler=_commands.run_sync)
 
     get = tasks_cmds.add_parser(
         "get", parents=[common], help="print one page of a space's tasks as JSON"

@@ -17,6 +17,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Final
 
@@ -75,6 +76,7 @@ _CALL_TYPES: Final = {
 }
 _LABEL_INDEX: Final = {label: i for i, label in enumerate(OUTCOME_LABELS) if label}
 _ID_STYLES: Final = ("mixed", "_id", "id", "none")
+_OPEN_STATUSES: Final = frozenset({"pending", "in_progress", "hold"})
 
 _encode = msgspec.json.Encoder().encode
 
@@ -250,6 +252,7 @@ class Simulator:
         self.reset_includes_auto_retry = reset_includes_auto_retry
         self._reset_echo: dict[str, float] = {}
         self._filter_cache: dict[_FilterKey, list[TaskRecord]] = {}
+        self._overrides: dict[int, dict[str, Any]] = {}  # serial -> fields set by update()
         self._app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
@@ -388,6 +391,52 @@ class Simulator:
         self._tasks = [rec for rec in self._tasks if rec.task_id not in doomed]
         self._changed()
 
+    def update(self, *task_ids: str, bump: bool = True, **changes: Any) -> list[str]:
+        """Change existing tasks in place, as the backend does when a call ends or post-call
+        data lands; return the task_ids found, in server order.
+
+        ``changes`` set fields of each task's JSON; a dotted name reaches into nested objects
+        (``**{"output.post_call_data.summary.status": "Interested"}``). ``modified`` becomes
+        now, unless ``changes`` set it or ``bump=False``. The JSON is rendered again when next
+        served; the server's filters keep reading the original draws (``status`` aside).
+        """
+        if bump and "modified" not in changes:
+            changes["modified"] = self._now()
+        wanted = set(task_ids)
+        found = []
+        for rec in self._tasks:
+            if rec.task_id in wanted:
+                self._override(rec, changes)
+                found.append(rec.task_id)
+        self._changed()
+        return found
+
+    def settle(self, keep: int = 0, status: str = "completed") -> int:
+        """Give every task in an open status (pending, in_progress, hold) past the newest
+        ``keep`` the final ``status``, as the tasks of a space that has aged are; ``modified``
+        is left alone. Returns how many changed."""
+        changed = 0
+        for rec in self._tasks[keep:]:
+            if rec.status in _OPEN_STATUSES:
+                self._override(rec, {"status": status})
+                changed += 1
+        self._changed()
+        return changed
+
+    def _override(self, rec: TaskRecord, changes: dict[str, Any]) -> None:
+        self._overrides.setdefault(rec.serial, {}).update(changes)
+        status = changes.get("status")
+        if isinstance(status, str):
+            rec.status = status
+        rec.raw = None
+
+    def _now(self) -> str:
+        """Now, as this simulator's tasks write times (``modified``)."""
+        now = datetime.now(timezone.utc)
+        if self.legacy_shapes:
+            return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return now.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
     def task_ids(self) -> list[str]:
         """Current task_ids in server order (newest first)."""
         return [rec.task_id for rec in self._tasks]
@@ -414,6 +463,8 @@ class Simulator:
                 poisoned=bool(self._poisoned_serials or self._poisoned_ids)
                 and self._is_poisoned(rec),
             )
+        if self._overrides and rec.serial in self._overrides:
+            raw = _overridden(raw, self._overrides[rec.serial])
         rec.raw = raw
         return raw
 
@@ -823,6 +874,21 @@ class Simulator:
             needle = search
             out = [rec for rec in out if needle in f"{rec.name}\n{rec.task_id}".lower()]
         return out
+
+
+def _overridden(raw: bytes, changes: dict[str, Any]) -> bytes:
+    """A task's JSON with ``changes`` (dotted names reach into nested objects) applied."""
+    doc = msgspec.json.decode(raw)
+    for name, value in changes.items():
+        *path, last = name.split(".")
+        target = doc
+        for part in path:
+            inner = target.get(part)
+            if not isinstance(inner, dict):
+                inner = target[part] = {}
+            target = inner
+        target[last] = value
+    return _encode(doc)
 
 
 _parse_int = parse_int
