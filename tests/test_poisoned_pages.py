@@ -98,3 +98,24 @@ async def test_a_space_whose_every_task_fails_is_an_error_not_an_empty_pull() ->
     async with tasks_server(space.handler) as url, client(url, max_retries=1) as c:
         with pytest.raises(BusinessLogicError):
             await c.get_all_tasks(SPACE, page_size=10)
+
+
+async def test_passing_faults_while_a_page_is_read_in_pieces_lose_nothing() -> None:
+    # Every third request answers 503 (a proxy's passing fault): the pieces of the poisoned
+    # page are retried for those, and only the poisoned position is skipped.
+    space = Poisoned(1000, {321})
+    inner = space.handler
+    calls = 0
+
+    async def flaky(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls % 3 == 0:
+            return web.Response(status=503, text="<h1>busy</h1>", content_type="text/html")
+        return await inner(request)
+
+    async with tasks_server(flaky) as url, client(url, max_retries=8) as c:
+        tasks = c.iter_tasks(SPACE, page_size=100)
+        got = [t.task_id async for t in tasks]
+    assert got == space.readable()
+    assert tasks.stats.skipped == [321]

@@ -24,8 +24,9 @@ logger = logging.getLogger("unpod_async")
 
 P = TypeVar("P")
 
-# (page, length, retries) -> the piece; retries None means the client's own policy.
-ReadPiece = Callable[[int, int, int | None], Awaitable[Decoded[P]]]
+# (page, length, retry_206) -> the piece: every passing fault is retried, and a 206 too when
+# retry_206 is true.
+ReadPiece = Callable[[int, int, bool], Awaitable[Decoded[P]]]
 
 
 async def read_in_pieces(
@@ -38,15 +39,15 @@ async def read_in_pieces(
     length = size
     while failing and length > 1:
         whole, length = length, length // smallest_factor(length)
-        # A piece that fails is split at once (it fails for the page's reason); a single
-        # position gets the full retries before it is skipped: never drop a readable task
-        # for a passing fault.
-        retries = None if length == 1 else 0
+        # A piece that answers 206 is split at once (it fails for the page's reason); a
+        # single position gets its 206 retried too before it is skipped: never drop a
+        # readable task for a passing fault. Every other fault (a reset, a 503) is retried.
+        retry_206 = length == 1
         pieces = [f + i * length for f in failing for i in range(whole // length)]
         failing, ok = [], 0
         for start in pieces:
             try:
-                part = await read(start // length + 1, length, retries)
+                part = await read(start // length + 1, length, retry_206)
             except BusinessLogicError as exc:
                 if not exc.transient:
                     raise

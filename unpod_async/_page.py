@@ -109,7 +109,7 @@ class Source(Generic[P]):
     pieces of a page into one (a page read in pieces around a task it cannot serve)."""
 
     body: Callable[[int, int], Awaitable[tuple[bytes, int]]]  # (bytes, answer order)
-    decoded: Callable[..., Awaitable[Decoded[P]]]  # (page, size, retries=None)
+    decoded: Callable[..., Awaitable[Decoded[P]]]  # (page, size, retry_206=True)
     decode: PageDecoder[P]
     combine: PageCombiner[P]
 

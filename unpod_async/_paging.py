@@ -326,9 +326,9 @@ class Pager(Generic[P]):
         if self._strict or not error.transient:
             raise error
 
-        async def piece(page: int, length: int, retries: int | None) -> Decoded[P]:
+        async def piece(page: int, length: int, retry_206: bool) -> Decoded[P]:
             self._count_request()
-            part = await self._source.decoded(page, length, retries)
+            part = await self._source.decoded(page, length, retry_206)
             part.count = _count(part)
             return part
 

@@ -76,14 +76,14 @@ def stream_pages(
             )
             return checked.body, order
 
-        async def decoded(number: int, size: int, retries: int | None = None) -> Decoded[P]:
+        async def decoded(number: int, size: int, retry_206: bool = True) -> Decoded[P]:
             result, order = await requester.get_ordered(
                 url_for(number, size),
                 decode,
                 page=number,
                 stats=stats,
                 deadline=until,
-                max_retries=retries,
+                retry_206=retry_206,
             )
             result.seq = order
             return result

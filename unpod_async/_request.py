@@ -67,15 +67,16 @@ class Requester:
         page: int | None = None,
         stats: RetryCounter | None = None,
         deadline: float | None = None,
-        max_retries: int | None = None,
+        retry_206: bool = True,
     ) -> T:
         """GET ``url`` with retries; ``decode`` turns a successful body into the result.
 
         ``deadline`` is a loop time: waiting for a slot, a 429 pause or a backoff counts
-        against it too. ``max_retries`` overrides the policy's for this request.
+        against it too. ``retry_206=False`` does not retry a transient 206 (every other
+        passing fault still is).
         """
         result, _ = await self.get_ordered(
-            url, decode, page=page, stats=stats, deadline=deadline, max_retries=max_retries
+            url, decode, page=page, stats=stats, deadline=deadline, retry_206=retry_206
         )
         return result
 
@@ -87,14 +88,14 @@ class Requester:
         page: int | None = None,
         stats: RetryCounter | None = None,
         deadline: float | None = None,
-        max_retries: int | None = None,
+        retry_206: bool = True,
     ) -> tuple[T, int]:
         """:meth:`get`, and the order in which the answer used arrived (its headers), among
         all answers of the client."""
         loop = asyncio.get_running_loop()
         gate, transport, policy = self.gate, self.transport, self.policy
-        if max_retries is not None and max_retries < policy.max_retries:
-            policy = replace(policy, max_retries=max_retries)
+        if not retry_206:
+            policy = replace(policy, retry_business_errors=False)
         attempts = 0
         order = 0
 

@@ -62,6 +62,9 @@ class RetryPolicy:
     retry_delay: float = 0.5
     max_retry_delay: float = 8.0
     max_retry_after: float = 120.0
+    # False for a read whose 206 is already known to be the answer (a piece of a page one
+    # stored task poisons): every other passing fault is still retried.
+    retry_business_errors: bool = True
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
@@ -111,7 +114,7 @@ def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
     if isinstance(exc, RateLimitError):
         return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
     if isinstance(exc, BusinessLogicError):
-        return exc.transient
+        return exc.transient and policy.retry_business_errors
     if isinstance(exc, ServerError):
         return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
     if isinstance(exc, APIStatusError):
