@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Generic, TypeVar
 
@@ -40,7 +40,7 @@ from ._decode import Decoded, Key, count_of
 from ._errors import BusinessLogicError, IncompletePullError
 from ._isolate import read_in_pieces
 from ._page import Horizon, Page, PullStats, ResumePoint, Source, ceil_div
-from ._repair import Boundary, RepairPlan, anchors_in, head_anchor, suspect
+from ._repair import Boundary, RepairPlan, anchors_in, head_anchor, pack_anchors, suspect
 from ._response import DECODE_ERRORS, envelope_error
 from ._seen import SeenKeys
 from ._window import Fetched, Window
@@ -250,7 +250,7 @@ class Pager(Generic[P]):
         return first
 
     async def _fan_out(
-        self, start: int, count: int | None, previous: Page[P] | None = None
+        self, start: int, count: int | None, previous: Page[P] | _Edge | None = None
     ) -> AsyncGenerator[Page[P], None]:
         """Pages ``start``, ``start + 1``, ... of one pass, in order, until the end."""
         stats, size = self.stats, self._size
@@ -295,7 +295,9 @@ class Pager(Generic[P]):
                 if previous is not None:
                     self._classify(previous, page)
                 yield page
-                previous = page
+                # What the next boundary needs of this page, not its tasks: those are freed
+                # as soon as the consumer is done with them.
+                previous = _Edge(page.number, page.count, page.seq, page.keys)
                 past_plan = number >= self._planned_last(latest, start)
                 if page.size + decoded.skipped < size or (past_plan and page.n_new == 0):
                     return  # a short page, an empty one, or nothing new past the count
@@ -359,7 +361,7 @@ class Pager(Generic[P]):
 
     # --- boundaries and repairs -------------------------------------------------------------
 
-    def _classify(self, before: Page[P], after: Page[P]) -> None:
+    def _classify(self, before: Page[P] | _Edge, after: Page[P]) -> None:
         """Keep the boundary between two adjacent pages unless it is plainly whole: a task of
         the earlier page seen again at the start of the later one means the later page starts
         at or before the earlier one's end."""
@@ -374,8 +376,8 @@ class Pager(Generic[P]):
         self._boundaries.append(
             Boundary(
                 position=before.number * self._size,
-                tail=tuple(map(hash, before.keys[-ANCHOR_KEYS:])),
-                head=tuple(map(hash, after.keys[:ANCHOR_KEYS])),
+                tail=pack_anchors(before.keys[-ANCHOR_KEYS:]),
+                head=pack_anchors(after.keys[:ANCHOR_KEYS]),
                 count_before=before.count,
                 count_after=after.count,
                 seq_before=before.seq,
@@ -567,6 +569,15 @@ class Pager(Generic[P]):
         decoded.seq = fetched.seq
         decoded.count = _count(decoded)
         return decoded
+
+
+class _Edge:
+    """The figures of a page the boundary after it is judged by (its tasks long freed)."""
+
+    __slots__ = ("count", "keys", "number", "seq")
+
+    def __init__(self, number: int, count: int | None, seq: int, keys: Sequence[Key]) -> None:
+        self.number, self.count, self.seq, self.keys = number, count, seq, keys
 
 
 def _count(decoded: Decoded[P]) -> int | None:

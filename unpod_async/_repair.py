@@ -15,6 +15,7 @@ ours to choose, so one request covers the range wherever it falls.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +23,16 @@ from itertools import pairwise
 
 from ._decode import Key
 
-__all__ = ["Boundary", "RepairPlan", "anchors_in", "cover", "head_anchor", "suspect"]
+__all__ = [
+    "Boundary",
+    "RepairPlan",
+    "anchors",
+    "anchors_in",
+    "cover",
+    "head_anchor",
+    "pack_anchors",
+    "suspect",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +43,8 @@ class Boundary:
     orders are those of the two pages, ``moved`` the count's total movement between them."""
 
     position: int
-    tail: tuple[int, ...]
-    head: tuple[int, ...]
+    tail: bytes  # the anchors' hashes, packed (see pack_anchors): one boundary a page is kept
+    head: bytes
     count_before: int
     count_after: int
     seq_before: int = 0
@@ -45,6 +55,18 @@ class Boundary:
     def gap(self) -> int:
         """About the most tasks that can have slipped between the two pages."""
         return max(1, self.moved, abs(self.count_before - self.count_after))
+
+
+def pack_anchors(keys: Sequence[Key]) -> bytes:
+    """The hashes of ``keys`` as 8 bytes each (a boundary is kept for every page of a pass)."""
+    return array("q", map(hash, keys)).tobytes()
+
+
+def anchors(packed: bytes) -> frozenset[int]:
+    """The hashes :func:`pack_anchors` packed."""
+    table = array("q")
+    table.frombytes(packed)
+    return frozenset(table)
 
 
 def cover(lo: int, hi: int) -> tuple[int, int]:
@@ -72,7 +94,7 @@ class RepairPlan:
         # Arrivals and deletes since the earlier page moved the boundary by about the count's
         # change; the earlier page's last tasks sit just before it.
         center = b.position + (now - b.count_before) + self._shift
-        self._margin = (b.gap + len(b.tail) + 2 + self._slack) * 2**self._attempt
+        self._margin = (b.gap + len(b.tail) // 8 + 2 + self._slack) * 2**self._attempt
         self._attempt += 1
         lo = max(0, center - self._margin)
         return cover(lo, center + b.gap + self._margin)
@@ -80,7 +102,7 @@ class RepairPlan:
     def missed(self, keys: Sequence[Key]) -> None:
         """The last read held no pair of anchors: move toward the side it did not reach."""
         b = self._boundary
-        tail, head = set(b.tail), set(b.head)
+        tail, head = anchors(b.tail), anchors(b.head)
         hashes = set(map(hash, keys))
         saw_tail = not tail.isdisjoint(hashes)
         saw_head = not head.isdisjoint(hashes)
@@ -99,7 +121,7 @@ def anchors_in(
     page and the first following task of the later one, if the response holds both. A later
     page that was empty (the end of the space) has no anchor: then what follows the earlier
     page's last task up to the end counts, if the response ``reached_end``."""
-    tail, head = set(boundary.tail), set(boundary.head)
+    tail, head = anchors(boundary.tail), anchors(boundary.head)
     hashes = [hash(k) for k in keys]
     last_tail = None
     for i in range(len(hashes) - 1, -1, -1):

@@ -8,26 +8,32 @@ from ._decode import Key
 
 __all__ = ["SeenKeys"]
 
+_SHARD_BITS = 8
+_SHARDS = 1 << _SHARD_BITS
+
 
 class SeenKeys:
     """The keys of every task yielded so far, kept compact.
 
-    Keys are held as their 64-bit hashes: the newest up to 2**13 in a set (checked a page at
-    a time in C), older ones in an open-addressing table of 8-byte slots (half full at most):
-    about 16 bytes a task, 4.4 MB for 200,000 tasks (a set of the strings would take ~60 MB;
-    a set of the hashes, 8.7 MB at 2**17, for 0.04 s less per 200,000 keys). Two
-    distinct keys share a 64-bit hash with odds near n**2 / 2**65: about 1e-8 for half a
-    million tasks.
+    Keys are held as their 64-bit hashes: the newest up to 2**13 in a set, older ones in 256
+    open-addressing tables of 8-byte slots (half full at most), picked by the hash's low bits:
+    about 16 bytes a task, ~4.5 MB for 200,000 tasks (a set of the strings would take ~60 MB).
+    A page of new keys, the common case, is checked against the set in C and against the
+    tables with one probe a key; a table grows on its own, so growing never stops the event
+    loop for more than a 256th of the keys. Two distinct keys share a 64-bit hash with odds
+    near n**2 / 2**65: about 1e-8 for half a million tasks.
     """
 
-    __slots__ = ("_mask", "_recent", "_slots", "_stored")
+    __slots__ = ("_masks", "_recent", "_slots", "_stored", "_used")
     _RECENT_MAX = 1 << 13
 
     def __init__(self) -> None:
         self._recent: set[int] = set()
         self._stored = 0
-        self._mask = 0
-        self._slots = memoryview(bytearray(8)).cast("q")
+        # One small table a shard; a shard's slots are probed from (hash >> 8) & mask.
+        self._masks = [15] * _SHARDS
+        self._used = [0] * _SHARDS
+        self._slots = [memoryview(bytearray(8 * 16)).cast("q") for _ in range(_SHARDS)]
 
     def __len__(self) -> int:
         return len(self._recent) + self._stored
@@ -35,58 +41,83 @@ class SeenKeys:
     def add_page(self, keys: Sequence[Key]) -> list[int] | None:
         """Record a page's keys; return the indexes of the new ones, or None if all are new."""
         recent = self._recent
-        if not self._stored and None not in keys:
-            # The common case in C: a page of distinct keys none of which was seen before.
-            hashes = set(map(hash, keys))
-            if len(hashes) == len(keys) and recent.isdisjoint(hashes):
-                recent |= hashes
-                self._compact()
+        if None not in keys:
+            hashes = [hash(k) or 1 for k in keys]  # 0 marks an empty slot
+            distinct = set(hashes)
+            if (
+                len(distinct) == len(hashes)
+                and recent.isdisjoint(distinct)
+                and not (self._stored and self._any_stored(hashes))
+            ):
+                recent |= distinct
+                if len(recent) > self._RECENT_MAX:
+                    self._compact()
                 return None
+        return self._add_one_by_one(keys)
+
+    def _any_stored(self, hashes: Iterable[int]) -> bool:
+        all_slots, masks, low = self._slots, self._masks, _SHARDS - 1
+        for h in hashes:
+            shard = h & low
+            slots, mask = all_slots[shard], masks[shard]
+            j = (h >> _SHARD_BITS) & mask
+            while v := slots[j]:
+                if v == h:
+                    return True
+                j = (j + 1) & mask
+        return False
+
+    def _add_one_by_one(self, keys: Sequence[Key]) -> list[int] | None:
+        recent = self._recent
         fresh: list[int] | None = None
-        slots, mask, stored = self._slots, self._mask, self._stored
         for i, key in enumerate(keys):
             if key is None:  # no identity to dedupe on: always yielded
                 if fresh is not None:
                     fresh.append(i)
                 continue
-            h = hash(key) or 1  # 0 marks an empty slot
-            seen = h in recent
-            if not seen and stored:
-                j = h & mask
-                while (v := slots[j]) and v != h:
-                    j = (j + 1) & mask
-                seen = v == h
-            if seen:
+            h = hash(key) or 1
+            if h in recent or (self._stored and self._any_stored((h,))):
                 if fresh is None:
                     fresh = list(range(i))
                 continue
             recent.add(h)
             if fresh is not None:
                 fresh.append(i)
-        self._compact()
+        if len(recent) > self._RECENT_MAX:
+            self._compact()
         return fresh
 
     def _compact(self) -> None:
-        """Move the set into the table once it is large: 8 bytes a key instead of ~70."""
-        if len(self._recent) <= self._RECENT_MAX:
-            return
-        needed = 2 * (self._stored + len(self._recent))
-        if needed > self._mask + 1:
-            capacity = 1 << max(needed - 1, 1).bit_length()
-            old = self._slots
-            self._slots = memoryview(bytearray(8 * capacity)).cast("q")
-            self._mask = capacity - 1
-            self._stored = 0
-            self._insert(v for v in old if v)
-        self._insert(self._recent)
+        """Move the set into the tables: 8 bytes a key instead of ~70."""
+        low = _SHARDS - 1
+        buckets: list[list[int]] = [[] for _ in range(_SHARDS)]
+        for h in self._recent:
+            buckets[h & low].append(h)
+        all_slots, masks, used = self._slots, self._masks, self._used
+        for shard, bucket in enumerate(buckets):
+            if not bucket:
+                continue
+            while 2 * (used[shard] + len(bucket)) > masks[shard] + 1:
+                self._grow(shard)
+            slots, mask = all_slots[shard], masks[shard]
+            for h in bucket:
+                j = (h >> _SHARD_BITS) & mask
+                while slots[j]:
+                    j = (j + 1) & mask
+                slots[j] = h
+            used[shard] += len(bucket)
+        self._stored += len(self._recent)
         self._recent.clear()
 
-    def _insert(self, hashes: Iterable[int]) -> None:
-        slots, mask = self._slots, self._mask
-        for h in hashes:
-            h = h or 1
-            j = h & mask
-            while slots[j]:
-                j = (j + 1) & mask
-            slots[j] = h
-            self._stored += 1
+    def _grow(self, shard: int) -> None:
+        """Double one shard's table (a 256th of the keys: never a long pause)."""
+        old = self._slots[shard]
+        mask = 2 * (self._masks[shard] + 1) - 1
+        slots = memoryview(bytearray(8 * (mask + 1))).cast("q")
+        for h in old:
+            if h:
+                j = (h >> _SHARD_BITS) & mask
+                while slots[j]:
+                    j = (j + 1) & mask
+                slots[j] = h
+        self._slots[shard], self._masks[shard] = slots, mask
