@@ -26,7 +26,7 @@ from ._errors import (
     SyncError,
     UnpodError,
 )
-from ._export import ExportProgress, ExportStats, Format, ProgressCallback
+from ._export import ExportArgs, ExportProgress, ExportStats, Format, ProgressCallback
 from ._iterate import TaskIterator
 from ._models import (
     CallSummary,
@@ -59,6 +59,7 @@ __all__ = [
     "CallSummary",
     "DEFAULT_BASE_URL",
     "DeadlineExceededError",
+    "ExportArgs",
     "ExportError",
     "ExportProgress",
     "ExportStats",

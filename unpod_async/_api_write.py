@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,12 +14,12 @@ from ._api_read import ReadAPI
 from ._checkpoint import Identity
 from ._decode import RawTasks
 from ._export import (
-    FORMATS,
     Destination,
+    ExportArgs,
     ExportJob,
     ExportProgress,
+    ExportSettings,
     ExportStats,
-    Format,
     ProgressCallback,
 )
 from ._models import Space
@@ -38,7 +39,6 @@ from ._writers import WriterOptions, require_pyarrow
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._params import TaskFilterArgs
 
 __all__ = ["WriteAPI"]
 
@@ -52,17 +52,12 @@ class WriteAPI(ReadAPI):
         space_token: str,
         path: Destination,
         *,
-        format: Format = "jsonl",
-        page_size: int = 100,
-        resume: bool = False,
-        progress: ProgressCallback | None = None,
-        deadline: float | None = None,
-        strict: bool = False,
-        csv_formula_guard: bool = True,
         run_id: str | None = None,
-        **filters: Unpack[TaskFilterArgs],
+        progress: ProgressCallback | None = None,
+        **options: Unpack[ExportArgs],
     ) -> ExportStats:
-        """Pull a whole space into a file: ``jsonl`` (lossless), ``csv`` or ``parquet``.
+        """Pull a whole space into a file: ``format="jsonl"`` (lossless, the default),
+        ``"csv"`` or ``"parquet"``.
 
         The file appears at ``path`` only when complete (written beside it, then renamed);
         ``path="-"`` or a binary stream streams instead. ``resume=True`` keeps a checkpoint so
@@ -70,7 +65,9 @@ class WriteAPI(ReadAPI):
         called with an :class:`ExportProgress` after every page (a coroutine function is
         awaited). An export that knows it is short says so in its stats (``missing``,
         ``complete``) and a WARNING; with ``strict=True`` it fails instead, with
-        :class:`IncompletePullError`, and leaves the destination untouched.
+        :class:`IncompletePullError`, and leaves the destination untouched. The other
+        keywords (``page_size``, ``deadline``, ``csv_formula_guard`` and the filters) are
+        those of :class:`ExportArgs`.
 
         CSV and Parquet have a column for every documented field and an ``extra`` column
         (JSON) with whatever no column holds exactly. In CSV, a text cell that starts with
@@ -83,77 +80,44 @@ class WriteAPI(ReadAPI):
         >>> stats = await client.export_tasks("SPACE_TOKEN", "tasks.jsonl")
         >>> stats.tasks, stats.seconds
         """
-        where = TaskFilter(**filters)
+        settings, where = ExportSettings.split(options)
         if run_id is None:
             url_for, source = self._tasks_url(space_token, where), space_token
         else:
             url_for = self._run_tasks_url(space_token, run_id, where)
             source = f"{space_token}/runs/{run_id}"
-        return await self._export(
-            url_for,
-            source,
-            path,
-            where,
-            format=format,
-            page_size=page_size,
-            resume=resume,
-            progress=progress,
-            deadline=deadline,
-            strict=strict,
-            csv_formula_guard=csv_formula_guard,
-        )
+        return await self._export(url_for, source, path, where, settings, progress)
 
     async def export_agent_tasks(
         self,
         agent_handle: str,
         path: Destination,
         *,
-        format: Format = "jsonl",
-        page_size: int = 100,
-        resume: bool = False,
         progress: ProgressCallback | None = None,
-        deadline: float | None = None,
-        strict: bool = False,
-        csv_formula_guard: bool = True,
-        **filters: Unpack[TaskFilterArgs],
+        **options: Unpack[ExportArgs],
     ) -> ExportStats:
         """:meth:`export_tasks` for the tasks of one agent, across its spaces
         (``iter_agent_tasks``): the same formats, atomicity, resume and stats.
 
         >>> stats = await client.export_agent_tasks("sales-agent", "agent.jsonl")
         """
-        where = TaskFilter(**filters)
+        settings, where = ExportSettings.split(options)
+        url_for = self._agent_tasks_url(agent_handle, where)
         return await self._export(
-            self._agent_tasks_url(agent_handle, where),
-            f"agents/{agent_handle}",
-            path,
-            where,
-            format=format,
-            page_size=page_size,
-            resume=resume,
-            progress=progress,
-            deadline=deadline,
-            strict=strict,
-            csv_formula_guard=csv_formula_guard,
+            url_for, f"agents/{agent_handle}", path, where, settings, progress
         )
 
     async def export_spaces(
         self,
         dest_dir: str | os.PathLike[str],
         *,
-        format: Format = "jsonl",
         spaces: Sequence[str | Space] | None = None,
         spaces_at_once: int = DEFAULT_SPACES_AT_ONCE,
-        page_size: int = 100,
-        resume: bool = False,
         progress: SpacesProgressCallback | None = None,
-        deadline: float | None = None,
-        strict: bool = False,
-        csv_formula_guard: bool = True,
-        **filters: Unpack[TaskFilterArgs],
+        **options: Unpack[ExportArgs],
     ) -> SpacesExportStats:
         """Export every space of the organization (``list_spaces``), or ``spaces``, into
-        ``dest_dir`` (created if missing).
+        ``dest_dir`` (created if missing), with the keywords of :meth:`export_tasks`.
 
         JSONL and CSV write ``DIR/<space_token>.jsonl`` (``.csv``) per space; Parquet writes one
         dataset partitioned by space, ``DIR/space_token=<token>/part-0.parquet``, that pyarrow
@@ -172,15 +136,11 @@ class WriteAPI(ReadAPI):
         >>> summary = await client.export_spaces("exports", format="parquet")
         >>> summary.tasks, [(r.space_token, r.error) for r in summary.failed]
         """
-        where = TaskFilter(**filters)
-        _params.check_positive("page_size", page_size)
+        settings, where = ExportSettings.split(options)
         _params.check_positive("spaces_at_once", spaces_at_once)
-        _params.check_seconds("deadline", deadline)
-        if format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
         if progress is not None and not callable(progress):
             raise TypeError("progress must be a callable taking a SpacesProgress")
-        if format == "parquet":
+        if settings.format == "parquet":
             require_pyarrow()
         directory = check_directory(dest_dir)
         listed = unique_spaces(await self.list_spaces() if spaces is None else spaces)
@@ -198,13 +158,8 @@ class WriteAPI(ReadAPI):
                 token,
                 path,
                 where,
-                format=format,
-                page_size=page_size,
-                resume=resume,
-                progress=on_page,
-                deadline=left,
-                strict=strict,
-                csv_formula_guard=csv_formula_guard,
+                replace(settings, deadline=left),
+                on_page,
                 read_ahead_bytes=budget,
             )
 
@@ -212,9 +167,9 @@ class WriteAPI(ReadAPI):
             listed,
             export_one,
             directory=directory,
-            format=format,
+            format=settings.format,
             spaces_at_once=spaces_at_once,
-            deadline=deadline,
+            deadline=settings.deadline,
             progress=progress,
         )
 
@@ -224,21 +179,15 @@ class WriteAPI(ReadAPI):
         source: str,
         path: Destination,
         where: TaskFilter,
-        *,
-        format: Format,
-        page_size: int,
-        resume: bool,
+        settings: ExportSettings,
         progress: ProgressCallback | None,
-        deadline: float | None,
-        strict: bool,
-        csv_formula_guard: bool,
+        *,
         read_ahead_bytes: int | None = None,
     ) -> ExportStats:
         """One export of the tasks ``url_for`` pages through; ``source`` names it in the
         checkpoint (a space token, a space's run, an agent)."""
-        _params.check_positive("page_size", page_size)
-        _params.check_seconds("deadline", deadline)
-        options = WriterOptions(where=where, csv_formula_guard=bool(csv_formula_guard))
+        format, page_size = settings.format, settings.page_size
+        options = WriterOptions(where=where, csv_formula_guard=bool(settings.csv_formula_guard))
         filters_id = where.identity()
         if format == "csv":
             filters_id += f"|guard={options.csv_formula_guard}"
@@ -246,7 +195,7 @@ class WriteAPI(ReadAPI):
             path,
             format=format,
             page_size=page_size,
-            resume=resume,
+            resume=settings.resume,
             progress=progress,
             identity=Identity(
                 space=source,
@@ -263,11 +212,11 @@ class WriteAPI(ReadAPI):
             url_for,
             job.decode,
             page_size=page_size,
-            deadline=deadline,
+            deadline=settings.deadline,
             stats=job.stats,
             seen=job.seen,
             resume=job.resume_point,
-            strict=strict,
+            strict=settings.strict,
             read_ahead_bytes=read_ahead_bytes,
         )
         return await job.run(pages)

@@ -38,6 +38,7 @@ from ._checkpoint import Identity
 from ._decode import PageDecoder, decode_raw_page
 from ._errors import ExportError
 from ._page import Page, PullStats, ResumePoint
+from ._params import TaskFilter, TaskFilterArgs, check_positive, check_seconds
 from ._seen import SeenKeys
 from ._writers import (
     CsvWriter,
@@ -52,7 +53,16 @@ from ._writers import (
     whole_pages,
 )
 
-__all__ = ["FORMATS", "ExportJob", "ExportProgress", "ExportStats", "Format", "ProgressCallback"]
+__all__ = [
+    "FORMATS",
+    "ExportArgs",
+    "ExportJob",
+    "ExportProgress",
+    "ExportSettings",
+    "ExportStats",
+    "Format",
+    "ProgressCallback",
+]
 
 logger = logging.getLogger("unpod_async")
 
@@ -123,6 +133,46 @@ class ExportStats:
 
 
 ProgressCallback = Callable[[ExportProgress], object]
+
+
+class ExportArgs(TaskFilterArgs, total=False):
+    """The keywords every export takes (``export_tasks``, ``export_agent_tasks``,
+    ``export_spaces``), the filters' included: ``format`` (``"jsonl"``), ``page_size`` (100),
+    ``resume`` (False), ``deadline`` (None: seconds for the whole export), ``strict`` (False),
+    ``csv_formula_guard`` (True)."""
+
+    format: Format
+    page_size: int
+    resume: bool
+    deadline: float | None
+    strict: bool
+    csv_formula_guard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """:class:`ExportArgs` checked (before any request), the filters apart."""
+
+    format: Format = "jsonl"
+    page_size: int = 100
+    resume: bool = False
+    deadline: float | None = None
+    strict: bool = False
+    csv_formula_guard: bool = True
+
+    @classmethod
+    def split(cls, args: ExportArgs) -> tuple[ExportSettings, TaskFilter]:
+        """The export's settings and its filter, each checked."""
+        given: dict[str, Any] = dict(args)
+        settings = cls(**{name: given.pop(name) for name in _SETTINGS if name in given})
+        if settings.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {settings.format!r}")
+        check_positive("page_size", settings.page_size)
+        check_seconds("deadline", settings.deadline)
+        return settings, TaskFilter(**given)
+
+
+_SETTINGS = ("format", "page_size", "resume", "deadline", "strict", "csv_formula_guard")
 
 # The figures an export reports as its pull counted them.
 _FROM_PULL = tuple(
