@@ -10,6 +10,7 @@ __all__ = ["SeenKeys"]
 
 _SHARD_BITS = 8
 _SHARDS = 1 << _SHARD_BITS
+_MOVE_AHEAD = 256  # keys moved past the set's size each time it overflows
 
 
 class SeenKeys:
@@ -88,26 +89,23 @@ class SeenKeys:
         return fresh
 
     def _compact(self) -> None:
-        """Move the set into the tables: 8 bytes a key instead of ~70."""
-        low = _SHARDS - 1
-        buckets: list[list[int]] = [[] for _ in range(_SHARDS)]
-        for h in self._recent:
-            buckets[h & low].append(h)
+        """Move keys from the set into the tables, 8 bytes a key instead of ~70: a few hundred
+        a page (the set stays near its size), never all of them at once (a pause)."""
+        recent, low = self._recent, _SHARDS - 1
+        moving = min(len(recent), len(recent) - self._RECENT_MAX + _MOVE_AHEAD)
         all_slots, masks, used = self._slots, self._masks, self._used
-        for shard, bucket in enumerate(buckets):
-            if not bucket:
-                continue
-            while 2 * (used[shard] + len(bucket)) > masks[shard] + 1:
+        for _ in range(moving):
+            h = recent.pop()
+            shard = h & low
+            if 2 * (used[shard] + 1) > masks[shard] + 1:
                 self._grow(shard)
             slots, mask = all_slots[shard], masks[shard]
-            for h in bucket:
-                j = (h >> _SHARD_BITS) & mask
-                while slots[j]:
-                    j = (j + 1) & mask
-                slots[j] = h
-            used[shard] += len(bucket)
-        self._stored += len(self._recent)
-        self._recent.clear()
+            j = (h >> _SHARD_BITS) & mask
+            while slots[j]:
+                j = (j + 1) & mask
+            slots[j] = h
+            used[shard] += 1
+        self._stored += moving
 
     def _grow(self, shard: int) -> None:
         """Double one shard's table (a 256th of the keys: never a long pause)."""
