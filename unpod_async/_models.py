@@ -49,6 +49,24 @@ def _number(value: float | str | None) -> float | None:
         return None
 
 
+class _Stamped:
+    """``created_at`` / ``modified_at`` of a model with ``created`` / ``modified`` strings."""
+
+    __slots__ = ()
+    created: str | None
+    modified: str | None
+
+    @property
+    def created_at(self) -> datetime | None:
+        """``created`` as an aware datetime (a value without a zone is UTC)."""
+        return parse_datetime(self.created)
+
+    @property
+    def modified_at(self) -> datetime | None:
+        """``modified`` as an aware datetime (a value without a zone is UTC)."""
+        return parse_datetime(self.modified)
+
+
 class TranscriptTurn(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """One turn of a call transcript: ``role`` is ``"assistant"`` (or ``"agent"``) or
     ``"user"``; ``user_id`` names the speaker when the server knows it."""
@@ -183,7 +201,7 @@ class TaskSpec(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     instructions: str | None = None
 
 
-class Task(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+class Task(msgspec.Struct, _Stamped, kw_only=True, frozen=True, gc=False):
     """One unit of an agent's work inside a space.
 
     ``id`` is the server's ``_id`` (as in the docs' example) and ``doc_id`` the same value
@@ -227,16 +245,6 @@ class Task(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     def key(self) -> str | None:
         """The identity used to deduplicate: ``task_id``, else ``_id``, else ``id``."""
         return self.task_id or self.id or self.doc_id
-
-    @property
-    def created_at(self) -> datetime | None:
-        """``created`` as an aware datetime (a value without a zone is UTC)."""
-        return parse_datetime(self.created)
-
-    @property
-    def modified_at(self) -> datetime | None:
-        """``modified`` as an aware datetime (a value without a zone is UTC)."""
-        return parse_datetime(self.modified)
 
     @property
     def transcript_text(self) -> str:
@@ -302,7 +310,7 @@ class Organization(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     role: Any = None
 
 
-class Run(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+class Run(msgspec.Struct, _Stamped, kw_only=True, frozen=True, gc=False):
     """One run of a space: a batch of tasks started together (``GET spaces/{token}/runs/``).
 
     The backend's runs list keeps ``space_id, user, thread_id, run_id, collection_ref,
@@ -336,16 +344,6 @@ class Run(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     def key(self) -> str | None:
         """The identity used to deduplicate: ``run_id``, else ``_id``, else ``id``."""
         return self.run_id or self.id or self.doc_id
-
-    @property
-    def created_at(self) -> datetime | None:
-        """``created`` as an aware datetime (a value without a zone is UTC)."""
-        return parse_datetime(self.created)
-
-    @property
-    def modified_at(self) -> datetime | None:
-        """``modified`` as an aware datetime (a value without a zone is UTC)."""
-        return parse_datetime(self.modified)
 
 
 class RunsPage(msgspec.Struct, kw_only=True, frozen=True, gc=False):
