@@ -1,4 +1,5 @@
-"""Shared fixtures: a simulator over real loopback sockets and a client pointed at it."""
+"""Shared fixtures: a simulator over real loopback sockets and a client pointed at it, and a
+plain aiohttp session that sends the simulator's token."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from yarl import URL
 from unpod_async import UnpodClient
 from unpod_async.testing import Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, make_client, sim_options
+from .helpers import AUTH, ORG, SPACE, TOKEN, make_client, sim_options
 
 
 @pytest.fixture
@@ -32,6 +33,13 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
 async def client(sim: Simulator) -> AsyncIterator[UnpodClient]:
     async with make_client(sim) as c:
         yield c
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp session whose requests carry the simulator's default token (``AUTH``)."""
+    async with aiohttp.ClientSession(headers=AUTH) as s:
+        yield s
 
 
 class _CompatResponse(aiohttp.ClientResponse):

@@ -8,6 +8,13 @@ Test modules import from here, never from one another:
   ``assert_clean_chain`` (no aiohttp or tenacity error reaches the caller), ``leftovers``
   (hidden files an export left), ``free_port`` (a port nothing listens on), ``run_python``
   (a child process without the shell's ``UNPOD_*``);
+- the command line: ``child_env`` (this environment less the shell's ``UNPOD_*``, plus a
+  simulator's token, org and base URL), ``cli_env`` (that, plus no colours, unbuffered output
+  and 200 columns), ``run_here`` (``cli.main`` in this process, in a thread);
+- the simulator over plain aiohttp (with the ``session`` fixture): ``AUTH``, ``tasks_url``,
+  ``get_json`` (status and decoded body), ``docs`` (the simulator's tasks as JSON documents);
+- ``Live``, a space that changes while it is paged (tasks arriving and going, answers delayed
+  at random), with its ``check`` of a pull;
 - the simulator with a :class:`Recorder` in front (``serve_recorded``, or ``threaded_serve``
   on a loop of its own): every request's page, page size, arrival, end and status, and the
   peak number in flight;
@@ -22,7 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
 import os
+import random
 import socket
 import ssl
 import struct
@@ -30,10 +40,12 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import aiohttp
 import pytest
@@ -61,13 +73,16 @@ def client_for(url: str, token: str = TOKEN, **kwargs: Any) -> UnpodClient:
 
 
 @contextlib.asynccontextmanager
-async def tasks_server(handler: Handler) -> AsyncIterator[str]:
-    """A one-route server on loopback answering the tasks list with ``handler``; its base URL.
+async def tasks_server(
+    handler: Handler, *, path: str = "/api/v2/platform/spaces/{space}/tasks/"
+) -> AsyncIterator[str]:
+    """A one-route server on loopback answering GET ``path`` (the tasks list unless told) with
+    ``handler``; its base URL.
 
     For shapes the simulator does not produce (pretty-printed JSON, tasks with no id at all).
     """
     app = web.Application()
-    app.router.add_get("/api/v2/platform/spaces/{space}/tasks/", handler)
+    app.router.add_get(path, handler)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -117,14 +132,12 @@ async def run_python(*args: str, env: dict[str, str] | None = None) -> tuple[int
     The child gets this environment less any ``UNPOD_*`` variable (from a developer's shell),
     plus ``env``.
     """
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    child_env.update(env or {})
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=child_env,
+        env=child_env(None, **(env or {})),
     )
     out, err = await proc.communicate()
     assert proc.returncode is not None
@@ -136,6 +149,117 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def child_env(sim: Simulator | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a child (or of ``run_here``): this one less any ``UNPOD_*`` variable
+    (from a developer's shell), plus ``sim``'s token, org and base URL if given, plus ``extra``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
+    if sim is not None:
+        env.update(
+            UNPOD_API_TOKEN=sim.token, UNPOD_ORG_HANDLE=sim.org_handle, UNPOD_BASE_URL=sim.base_url
+        )
+    env.update(extra)
+    return env
+
+
+def cli_env(sim: Simulator | None = None, **extra: str) -> dict[str, str]:
+    """:func:`child_env` with no rich colours, unbuffered output and 200 columns (``extra``
+    still wins)."""
+    return child_env(sim, **{"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200", **extra})
+
+
+async def run_here(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``main(args)`` in this process (in a thread: the simulator keeps this loop), with
+    exactly ``env`` as the environment: quicker than a subprocess where exit codes and output
+    are all a test looks at."""
+    from unpod_async import cli  # here: only the tests of the command line import it
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, env, clear=True),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = await asyncio.to_thread(cli.main, list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+# --------------------------------------------------------------------------- the simulator's API
+
+AUTH = {"Authorization": f"Token {TOKEN}"}  # the simulator's default token
+
+
+def tasks_url(sim: Simulator, space: str | None = None) -> str:
+    """The tasks list of ``space`` (the simulator's own space unless told)."""
+    return f"{sim.base_url}/api/v2/platform/spaces/{space or sim.space_token}/tasks/"
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, **params: Any
+) -> tuple[int, dict[str, Any]]:
+    """GET ``url`` with ``params``: the status and the decoded body."""
+    async with session.get(url, params=params) as resp:
+        return resp.status, json.loads(await resp.read())
+
+
+def docs(sim: Simulator) -> list[dict[str, Any]]:
+    """The simulator's tasks, newest first, as the JSON documents it serves."""
+    return [json.loads(raw) for raw in sim.tasks_json()]
+
+
+# --------------------------------------------------------------------------- a live space
+
+
+class Live:
+    """Changes the space as it is paged: a task arrives every ``arrive`` requests, one at a
+    random place goes every ``delete``; ``jitter`` seconds at most before each is served.
+
+    The place of a delete is drawn from the whole space, or from its first ``delete_within``
+    tasks (near the head) if given.
+    """
+
+    def __init__(
+        self,
+        sim: Simulator,
+        seed: int,
+        arrive: int,
+        delete: int,
+        jitter: float,
+        *,
+        delete_within: int | None = None,
+    ):
+        self.original = sim.task_ids()
+        self.deleted: set[str] = set()
+        self.arrived: set[str] = set()
+        self.requests = 0
+        self._rng = random.Random(seed)
+        self._arrive, self._delete, self._jitter = arrive, delete, jitter
+        self._delete_within = delete_within
+        sim.on_request = self
+
+    async def __call__(self, page: int, sim: Simulator) -> None:
+        if self._jitter:
+            await asyncio.sleep(self._rng.random() * self._jitter)
+        self.requests += 1
+        if self._arrive and self.requests % self._arrive == 0:
+            self.arrived.update(sim.insert(1))
+        if self._delete and self.requests % self._delete == 0:
+            at = self._rng.randrange(
+                len(sim) if self._delete_within is None else self._delete_within
+            )
+            self.deleted.update(sim.delete(1, at=at))
+
+    def check(self, got: list[str]) -> None:
+        counts = Counter(got)
+        assert [k for k, n in counts.items() if n > 1] == []  # nothing twice
+        survivors = [k for k in self.original if k not in self.deleted]
+        assert [k for k in survivors if k not in counts] == []  # nothing that stayed is lost
+        assert set(counts) <= set(self.original) | self.arrived
 
 
 # --------------------------------------------------------------------------- recording requests

@@ -11,8 +11,7 @@ from aioresponses import aioresponses
 from unpod_async import AuthenticationError, UnpodClient
 from unpod_async.testing import Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, make_client
-from .test_cli import _sim_env, run_here
+from .helpers import ORG, SPACE, TOKEN, cli_env, make_client, run_here
 
 ANY_URL = re.compile(r"^https://unpod\.ai/.*$")
 
@@ -116,7 +115,7 @@ async def test_strict_simulator_accepts_the_client_and_refuses_a_bare_get() -> N
 
 async def test_cli_auth_scheme() -> None:
     async with serve(5, spaces_auth=("JWT",)) as sim:
-        env = _sim_env(sim)
+        env = cli_env(sim)
         code, out, err = await run_here("spaces", "list", "--auth-scheme", "jwt", env=env)
         assert code == 0, err
         assert sim.space_token in out

@@ -7,9 +7,7 @@ The simulator lives in the test's event loop, so the command runs with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
-import io
 import os
 import re
 import signal
@@ -17,7 +15,6 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import msgspec
 import pytest
@@ -27,7 +24,7 @@ from unpod_async import _commands, cli
 from unpod_async._redact import Redactor
 from unpod_async.testing import Fault, Simulator, serve
 
-from .helpers import sim_options
+from .helpers import cli_env, run_here, sim_options
 
 TASKS = 1500
 SECRET = "s3cret-Token-never-shown"
@@ -37,23 +34,6 @@ SECRET = "s3cret-Token-never-shown"
 async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
     async with serve(tasks=TASKS, **sim_options(request)) as simulator:
         yield simulator
-
-
-def _env(**extra: str) -> dict[str, str]:
-    """The environment of a child: no UNPOD_* from the developer's shell, no rich colours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    env.update(PYTHONUNBUFFERED="1", NO_COLOR="1", COLUMNS="200")
-    env.update(extra)
-    return env
-
-
-def _sim_env(sim: Simulator, **extra: str) -> dict[str, str]:
-    settings = {
-        "UNPOD_API_TOKEN": sim.token,
-        "UNPOD_ORG_HANDLE": sim.org_handle,
-        "UNPOD_BASE_URL": sim.base_url,
-    }
-    return _env(**{**settings, **extra})
 
 
 async def _start(
@@ -82,19 +62,6 @@ async def run(
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, (out or b"").decode(), err.decode()
-
-
-async def run_here(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """``main(args)`` in this process (in a thread: the simulator keeps this loop): quicker
-    than a subprocess where exit codes and output are all a test looks at."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        mock.patch.dict(os.environ, env, clear=True),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        code = await asyncio.to_thread(cli.main, list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _fast(*args: str) -> tuple[str, ...]:
@@ -223,7 +190,7 @@ def test_summary_lines() -> None:
 
 async def test_missing_token_is_a_usage_error_and_sends_nothing(sim: Simulator) -> None:
     code, out, err = await run_here(
-        "tasks", "get", sim.space_token, "--base-url", sim.base_url, env=_env()
+        "tasks", "get", sim.space_token, "--base-url", sim.base_url, env=cli_env()
     )
     assert code == 2
     assert out == ""
@@ -232,7 +199,7 @@ async def test_missing_token_is_a_usage_error_and_sends_nothing(sim: Simulator) 
 
 
 async def test_bad_space_token_is_a_usage_error(sim: Simulator) -> None:
-    code, _, err = await run_here("tasks", "get", "../../admin", env=_sim_env(sim))
+    code, _, err = await run_here("tasks", "get", "../../admin", env=cli_env(sim))
     assert code == 2
     assert err.startswith("error: invalid space_token")
     assert sim.requests == []
@@ -240,7 +207,7 @@ async def test_bad_space_token_is_a_usage_error(sim: Simulator) -> None:
 
 @pytest.mark.parametrize("how", ["env", "option"])
 async def test_wrong_token_is_an_api_error_and_never_shown(sim: Simulator, how: str) -> None:
-    env = _sim_env(sim)
+    env = cli_env(sim)
     args = ["tasks", "get", sim.space_token]
     if how == "env":
         env["UNPOD_API_TOKEN"] = SECRET
@@ -256,14 +223,14 @@ async def test_wrong_token_is_an_api_error_and_never_shown(sim: Simulator, how: 
 
 
 async def test_unknown_space_is_an_api_error(sim: Simulator) -> None:
-    code, _, err = await run_here("tasks", "get", "no-such-space", env=_sim_env(sim))
+    code, _, err = await run_here("tasks", "get", "no-such-space", env=cli_env(sim))
     assert code == 1
     assert err.startswith("error: HTTP 206: Invalid Space Token")
 
 
 async def test_tasks_get(sim: Simulator) -> None:
     code, out, err = await run_here(
-        "tasks", "get", sim.space_token, "--page", "3", "--page-size", "7", env=_sim_env(sim)
+        "tasks", "get", sim.space_token, "--page", "3", "--page-size", "7", env=cli_env(sim)
     )
     assert (code, err) == (0, "")
     page = msgspec.json.decode(out)
@@ -273,7 +240,7 @@ async def test_tasks_get(sim: Simulator) -> None:
 
 
 async def test_orgs_and_spaces(sim: Simulator) -> None:
-    env = _sim_env(sim)
+    env = cli_env(sim)
     code, out, _ = await run_here("orgs", "list", env=env)
     assert code == 0
     assert out.split() == ["HANDLE", "NAME", sim.org_handle, "Demo", "Org"]
@@ -316,7 +283,7 @@ async def test_export_jsonl(sim: Simulator, tmp_path: Path) -> None:
     sim.faults.append(Fault("status", page=3, status=503))
     code, out, err = await run(
         *_fast("tasks", "export", sim.space_token, "--output", str(out_file)),
-        env=_sim_env(sim),
+        env=cli_env(sim),
     )
     assert code == 0, err
     assert out == ""
@@ -333,7 +300,7 @@ async def test_export_csv_from_extension(sim: Simulator, tmp_path: Path) -> None
     out_file = tmp_path / "tasks.csv"
     code, _, err = await run(
         "tasks", "export", sim.space_token, "-o", str(out_file), "--page-size", "64",
-        env=_sim_env(sim),
+        env=cli_env(sim),
     )  # fmt: skip
     assert code == 0, err
     with out_file.open(newline="", encoding="utf-8") as f:
@@ -347,7 +314,7 @@ async def test_export_parquet(sim: Simulator, tmp_path: Path) -> None:
     out_file = tmp_path / "tasks.data"
     code, _, err = await run(
         "tasks", "export", sim.space_token, "-o", str(out_file), "--format", "parquet",
-        env=_sim_env(sim),
+        env=cli_env(sim),
     )  # fmt: skip
     assert code == 0, err
     assert pq.read_table(out_file).num_rows == TASKS
@@ -355,7 +322,7 @@ async def test_export_parquet(sim: Simulator, tmp_path: Path) -> None:
 
 async def test_export_to_stdout(sim: Simulator) -> None:
     code, out, err = await run(
-        "tasks", "export", sim.space_token, "--output", "-", env=_sim_env(sim)
+        "tasks", "export", sim.space_token, "--output", "-", env=cli_env(sim)
     )
     assert code == 0, err
     ids = [msgspec.json.decode(line)["task_id"] for line in out.splitlines()]
@@ -374,7 +341,7 @@ async def test_export_filters(sim: Simulator, tmp_path: Path) -> None:
         "tasks", "export", sim.space_token, "-o", str(out_file),
         "--outcome", "completed,failed", "--outcome", "hold",
         "--since", "2026-01-01T10:00:00", "--until", str(1_767_225_600 + 900 * 60),
-        env=_sim_env(sim),
+        env=cli_env(sim),
     )  # fmt: skip
     assert code == 0, err
     tasks = [msgspec.json.decode(line) for line in out_file.read_bytes().splitlines()]
@@ -392,7 +359,7 @@ async def test_export_to_a_missing_directory_is_refused_up_front(
 ) -> None:
     code, _, err = await run(
         "tasks", "export", sim.space_token, "-o", str(tmp_path / "nope" / "x.jsonl"),
-        env=_sim_env(sim),
+        env=cli_env(sim),
     )  # fmt: skip
     assert code == 2
     assert err.endswith(f"\nerror: directory {tmp_path / 'nope'} does not exist\n")
@@ -405,7 +372,7 @@ async def test_export_write_failure_is_an_error(sim: Simulator, tmp_path: Path) 
         pytest.skip("needs /dev/full")
     with open("/dev/full", "wb") as full:
         code, _, err = await run(
-            "tasks", "export", sim.space_token, "-o", "-", env=_sim_env(sim), stdout=full
+            "tasks", "export", sim.space_token, "-o", "-", env=cli_env(sim), stdout=full
         )
     assert code == 4  # a local problem, not the API's
     assert err.splitlines()[-1] == "error: cannot write the output stream: No space left on device"
@@ -416,7 +383,7 @@ async def test_verbose_logs_without_the_token(sim: Simulator, tmp_path: Path) ->
     sim.faults.append(Fault("429", page=2))
     code, _, err = await run(
         "-v", "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
-        env=_sim_env(sim),
+        env=cli_env(sim),
     )  # fmt: skip
     assert code == 0, err
     assert "INFO unpod_async: retrying page 2" in err
@@ -429,7 +396,7 @@ async def test_progress_on_a_terminal(sim: Simulator, tmp_path: Path) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "unpod_async",
             "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=slave, env=_sim_env(sim),
+            stdout=asyncio.subprocess.DEVNULL, stderr=slave, env=cli_env(sim),
         )  # fmt: skip
         os.close(slave)
         slave = -1
@@ -474,7 +441,7 @@ async def test_ctrl_c_leaves_the_destination_untouched(tmp_path: Path) -> None:
         proc = await _start(
             ["tasks", "export", slow.space_token, "-o", str(out_file), "--page-size", "10",
              "--concurrency", "2"],
-            _sim_env(slow),
+            cli_env(slow),
         )  # fmt: skip
         code, err = await _interrupt(proc, slow)
     assert code == 130
@@ -492,13 +459,13 @@ async def test_ctrl_c_with_resume_then_resume(tmp_path: Path) -> None:
     args = ["tasks", "export", "space-demo", "-o", str(out_file), "--page-size", "10",
             "--concurrency", "2", "--resume"]  # fmt: skip
     async with serve(tasks=1000, latency=0.1) as slow:
-        proc = await _start(args, _sim_env(slow))
+        proc = await _start(args, cli_env(slow))
         code, err = await _interrupt(proc, slow)
         assert code == 130
         assert err.endswith("\ninterrupted; rerun the same command with --resume to continue\n")
 
         slow.latency = 0
-        code, _, err = await run(*args, env=_sim_env(slow))
+        code, _, err = await run(*args, env=cli_env(slow))
         assert code == 0, err
         assert "resumed from a checkpoint" in err
         ids = [msgspec.json.decode(line)["task_id"] for line in out_file.read_bytes().splitlines()]
@@ -511,7 +478,7 @@ async def test_ctrl_c_with_resume_then_resume(tmp_path: Path) -> None:
 async def test_demo_end_to_end(tmp_path: Path) -> None:
     # Default destination: a new temporary directory, named; no token or settings needed.
     code, out, err = await run(
-        "demo", "--tasks", "2000", env=_env(TMPDIR=str(tmp_path)), cwd=tmp_path
+        "demo", "--tasks", "2000", env=cli_env(TMPDIR=str(tmp_path)), cwd=tmp_path
     )
     assert code == 0, err
     assert out == ""
@@ -530,7 +497,7 @@ async def test_demo_end_to_end(tmp_path: Path) -> None:
 
 async def test_demo_into_a_directory_as_csv(tmp_path: Path) -> None:
     code, _, err = await run(
-        "demo", "--tasks", "300", "--output", str(tmp_path), "--format", "csv", env=_env()
+        "demo", "--tasks", "300", "--output", str(tmp_path), "--format", "csv", env=cli_env()
     )
     assert code == 0, err
     with (tmp_path / "unpod-demo-export.csv").open(newline="", encoding="utf-8") as f:
@@ -540,7 +507,7 @@ async def test_demo_into_a_directory_as_csv(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 async def test_simulate_serves_until_stopped(stop: signal.Signals) -> None:
-    proc = await _start(["simulate", "--port", "0", "--tasks", "50"], _env())
+    proc = await _start(["simulate", "--port", "0", "--tasks", "50"], cli_env())
     try:
         assert proc.stdout is not None
         banner = ""
@@ -552,7 +519,7 @@ async def test_simulate_serves_until_stopped(stop: signal.Signals) -> None:
         assert base_url
         code, out, err = await run(
             "orgs", "list", "--json", "--base-url", base_url.group(1), "--token", "test-token",
-            env=_env(),
+            env=cli_env(),
         )  # fmt: skip
         assert code == 0, err
         assert msgspec.json.decode(out)[0]["domain_handle"] == "demo-org"
@@ -568,14 +535,14 @@ async def test_an_export_that_knows_it_is_short_exits_3_and_says_why(tmp_path: P
     async with serve(tasks=430, count_offset=70) as sim:
         out = tmp_path / "t.jsonl"
         code, _, err = await run(
-            "tasks", "export", sim.space_token, "-o", str(out), env=_sim_env(sim)
+            "tasks", "export", sim.space_token, "-o", str(out), env=cli_env(sim)
         )
         assert code == 3, err
         assert "incomplete: 70 fewer tasks than the server's count of 500" in err
         assert out.read_bytes().count(b"\n") == 430
         strict = tmp_path / "strict.jsonl"
         code, _, err = await run(
-            "tasks", "export", sim.space_token, "-o", str(strict), "--strict", env=_sim_env(sim)
+            "tasks", "export", sim.space_token, "-o", str(strict), "--strict", env=cli_env(sim)
         )
         assert code == 1, err
         assert "incomplete" in err
@@ -590,7 +557,7 @@ async def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> N
         code, _, err = await run(
             "tasks", "export", slow.space_token, "-o", str(tmp_path / "t.jsonl"),
             "--page-size", "20", "--concurrency", "2", "--progress-interval", "0.2",
-            env=_sim_env(slow),
+            env=cli_env(slow),
         )  # fmt: skip
     assert code == 0, err
     progress = [line for line in err.splitlines() if line.startswith("progress: ")]
@@ -605,7 +572,7 @@ async def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> N
         code, _, err = await run(
             "tasks", "export", slow.space_token, "-o", str(tmp_path / "u.jsonl"),
             "--page-size", "20", "--concurrency", "1", "--progress-interval", "0",
-            env=_sim_env(slow),
+            env=cli_env(slow),
         )  # fmt: skip
     assert code == 0, err
     assert "progress:" not in err
@@ -616,7 +583,7 @@ async def test_very_verbose_logs_each_request_without_the_token(tmp_path: Path) 
         sim.faults.append(Fault("status", page=2, status=503))
         code, _, err = await run(
             "-vv", "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
-            env=_sim_env(sim),
+            env=cli_env(sim),
         )  # fmt: skip
     assert code == 0, err
     requests = re.findall(r"DEBUG unpod_async: GET (page \d+ \(attempt \d of 6\): HTTP \d+)", err)
@@ -631,7 +598,7 @@ async def test_very_verbose_logs_each_request_without_the_token(tmp_path: Path) 
         sim.faults.append(Fault("status", page=2, status=503))
         code, _, err = await run(
             "-v", "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
-            env=_sim_env(sim),
+            env=cli_env(sim),
         )  # fmt: skip
     assert code == 0, err
     assert "INFO unpod_async: retrying page 2" in err
@@ -641,7 +608,7 @@ async def test_very_verbose_logs_each_request_without_the_token(tmp_path: Path) 
 async def test_an_unknown_status_is_warned_about(sim: Simulator, tmp_path: Path) -> None:
     code, _, err = await run_here(
         "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
-        "--status", "Interested", "--status", "completed,Failed", env=_sim_env(sim),
+        "--status", "Interested", "--status", "completed,Failed", env=cli_env(sim),
     )  # fmt: skip
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
@@ -658,7 +625,7 @@ async def test_an_incomplete_export_says_it_once(tmp_path: Path) -> None:
     async with serve(tasks=430, count_offset=70) as sim:
         code, _, err = await run(
             "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.jsonl"),
-            env=_sim_env(sim),
+            env=cli_env(sim),
         )  # fmt: skip
     assert code == 3, err
     assert err.count("70") == 1  # the CLI's "incomplete:" line, not the library's warning too
@@ -671,12 +638,12 @@ async def test_an_incomplete_export_says_it_once(tmp_path: Path) -> None:
 async def test_plain_http_to_another_host_names_the_flag(tmp_path: Path) -> None:
     args = ["tasks", "get", "space-demo", "--token", "x", "--base-url", "http://192.0.2.1:9",
             "--max-retries", "0", "--timeout", "0.3"]  # fmt: skip
-    code, _, err = await run_here(*args, env=_env())
+    code, _, err = await run_here(*args, env=cli_env())
     assert code == 2
     assert "refusing plain http:// to 192.0.2.1" in err
     assert "--allow-insecure-http" in err
     # With the flag, the request is tried (and fails as the network does: nothing is there).
-    code, _, err = await run_here(*args, "--allow-insecure-http", env=_env())
+    code, _, err = await run_here(*args, "--allow-insecure-http", env=cli_env())
     assert code == 1, err
     assert "refusing" not in err
 
@@ -684,7 +651,7 @@ async def test_plain_http_to_another_host_names_the_flag(tmp_path: Path) -> None
 async def test_one_message_for_a_status_without_a_body(sim: Simulator) -> None:
     sim.faults.append(Fault("status", page=1, status=503))
     code, _, err = await run_here(
-        "tasks", "get", sim.space_token, "--max-retries", "0", env=_sim_env(sim)
+        "tasks", "get", sim.space_token, "--max-retries", "0", env=cli_env(sim)
     )
     assert code == 1
     assert err.startswith("error: HTTP 503 without a JSON message (page 1, http://")
@@ -692,7 +659,7 @@ async def test_one_message_for_a_status_without_a_body(sim: Simulator) -> None:
 
 
 async def test_an_invalid_space_token_suggests_spaces_list(sim: Simulator) -> None:
-    code, _, err = await run_here("tasks", "get", "no-such-space", env=_sim_env(sim))
+    code, _, err = await run_here("tasks", "get", "no-such-space", env=cli_env(sim))
     assert code == 1
     lines = err.splitlines()
     assert lines[0].startswith("error: HTTP 206: Invalid Space Token")
@@ -706,7 +673,7 @@ async def test_a_page_too_large_suggests_a_smaller_page_size(tmp_path: Path) -> 
         server.on(send(http(200, b"", length=200 * 1024 * 1024)), times=100)
         code, _, err = await run_here(
             "tasks", "export", "space-demo", "-o", str(tmp_path / "t.jsonl"),
-            "--page-size", "400", "--token", "x", "--base-url", server.url, env=_env(),
+            "--page-size", "400", "--token", "x", "--base-url", server.url, env=cli_env(),
         )  # fmt: skip
     assert code == 1, err
     assert "larger than max_response_bytes" in err
@@ -722,9 +689,9 @@ async def test_a_checkpoint_of_another_export_names_resume(tmp_path: Path) -> No
         sim.faults.append(Fault("status", page=3, status=503, times=100))
         args = ["tasks", "export", sim.space_token, "-o", str(out), "--resume", "--max-retries",
                 "0"]  # fmt: skip
-        code, _, err = await run_here(*args, "--page-size", "50", env=_sim_env(sim))
+        code, _, err = await run_here(*args, "--page-size", "50", env=cli_env(sim))
         assert code == 1, err  # a partial file and its checkpoint stay
-        code, _, err = await run_here(*args, "--page-size", "60", env=_sim_env(sim))
+        code, _, err = await run_here(*args, "--page-size", "60", env=cli_env(sim))
     assert code == 4, err
     last = err.splitlines()[-1]
     assert "belongs to a different export" in last
@@ -741,7 +708,7 @@ async def test_an_unwritable_directory_names_the_users_path(tmp_path: Path) -> N
     out = folder / "tasks.jsonl"
     async with serve(tasks=50) as sim:
         code, _, err = await run("tasks", "export", sim.space_token, "-o", str(out),
-                                 env=_sim_env(sim))  # fmt: skip
+                                 env=cli_env(sim))  # fmt: skip
     assert code == 4, err
     assert err.splitlines()[-1] == f"error: cannot create {out}: Permission denied (in {folder})"
     assert ".unpod-" not in err
@@ -754,7 +721,7 @@ async def test_a_missing_pyarrow_is_a_local_problem(sim: Simulator, tmp_path: Pa
     (blocked / "pyarrow" / "__init__.py").write_text("raise ImportError('not here')\n")
     code, _, err = await run(
         "tasks", "export", sim.space_token, "-o", str(tmp_path / "t.parquet"),
-        env=_sim_env(sim, PYTHONPATH=str(blocked)),
+        env=cli_env(sim, PYTHONPATH=str(blocked)),
     )  # fmt: skip
     assert code == 4, err
     assert err.splitlines()[-1] == (
@@ -768,7 +735,7 @@ async def test_output_to_a_pipe_closed_early_stops_quietly() -> None:
     async with serve(tasks=20_000) as sim:
         read_end, write_end = os.pipe()
         proc = await _start(
-            ["tasks", "export", sim.space_token, "-o", "-"], _sim_env(sim), stdout=write_end
+            ["tasks", "export", sim.space_token, "-o", "-"], cli_env(sim), stdout=write_end
         )
         os.close(write_end)
         with os.fdopen(read_end, "rb") as reader:  # `| head -c 1000`
@@ -794,7 +761,7 @@ async def test_output_to_a_pipe_closed_early_stops_quietly() -> None:
     ],
 )
 async def test_simulate_refuses_what_cannot_work(args: list[str], code: int, message: str) -> None:
-    got, _, err = await run("simulate", *args, env=_env())
+    got, _, err = await run("simulate", *args, env=cli_env())
     assert got == code, err
     assert message in err
     assert "Traceback" not in err
@@ -803,7 +770,7 @@ async def test_simulate_refuses_what_cannot_work(args: list[str], code: int, mes
 async def test_simulate_on_a_port_in_use() -> None:
     async with serve(tasks=1) as busy:
         port = busy.port
-        code, _, err = await run("simulate", "--port", str(port), env=_env())
+        code, _, err = await run("simulate", "--port", str(port), env=cli_env())
     assert code == 4
     assert err == (
         f"error: cannot serve on 127.0.0.1:{port}: the port is in use; pick another "
@@ -813,7 +780,7 @@ async def test_simulate_on_a_port_in_use() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 async def test_simulate_on_every_interface_warns_and_prints_a_loopback_url() -> None:
-    proc = await _start(["simulate", "--host", "0.0.0.0", "--port", "0", "--tasks", "5"], _env())
+    proc = await _start(["simulate", "--host", "0.0.0.0", "--port", "0", "--tasks", "5"], cli_env())
     try:
         assert proc.stdout is not None
         assert proc.stderr is not None

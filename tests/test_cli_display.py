@@ -38,7 +38,7 @@ from unpod_async._progress import (
 from unpod_async._retry import RetryNotice
 from unpod_async.testing import Fault, serve
 
-from .helpers import free_port
+from .helpers import child_env, free_port
 
 pyte = pytest.importorskip("pyte")
 
@@ -277,17 +277,6 @@ def _fits(screens: Screens, cols: int) -> None:
         assert len(segment) <= cols, f"wider than {cols}: {segment!r}"
 
 
-def _sim_env(sim: object, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    env.update(
-        UNPOD_API_TOKEN=sim.token,  # type: ignore[attr-defined]
-        UNPOD_ORG_HANDLE=sim.org_handle,  # type: ignore[attr-defined]
-        UNPOD_BASE_URL=sim.base_url,  # type: ignore[attr-defined]
-    )
-    env.update(extra)
-    return env
-
-
 @pytest.mark.parametrize("rich", [True, False], ids=["rich", "plain"])
 @pytest.mark.parametrize("cols", [60, 80, 120])
 async def test_export_on_a_terminal(cols: int, rich: bool, tmp_path: Path) -> None:
@@ -297,7 +286,7 @@ async def test_export_on_a_terminal(cols: int, rich: bool, tmp_path: Path) -> No
         sim.faults.append(Fault("status", page=20, status=503))
         out = tmp_path / "t.jsonl"
         args = ["tasks", "export", sim.space_token, "-o", str(out), "--concurrency", "4"]
-        screens = await on_pty(args, _pty_env(_sim_env(sim), rich=rich, tmp=tmp_path), cols)
+        screens = await on_pty(args, _pty_env(child_env(sim), rich=rich, tmp=tmp_path), cols)
     assert screens.code == 0, _text(screens.last)
     _fits(screens, cols)
     mid = screens.first(lambda s: any("%" in line and "tasks" in line for line in s))
@@ -319,8 +308,7 @@ async def test_export_on_a_terminal(cols: int, rich: bool, tmp_path: Path) -> No
 async def test_before_page_1_on_a_terminal(cols: int, rich: bool, tmp_path: Path) -> None:
     if rich:
         pytest.importorskip("rich")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    env["UNPOD_API_TOKEN"] = "test-token"
+    env = child_env(UNPOD_API_TOKEN="test-token")
     url = f"http://127.0.0.1:{free_port()}"
     args = ["tasks", "export", "space-demo", "-o", str(tmp_path / "t.jsonl"), "--base-url", url,
             "--max-retries", "2"]  # fmt: skip

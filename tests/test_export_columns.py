@@ -28,7 +28,8 @@ from unpod_async._columns import (
 from unpod_async._writers import seen_from_csv
 from unpod_async.testing import Simulator
 
-from .helpers import SPACE, TOKEN, tasks_server
+from .helpers import SPACE, TOKEN, cli_env, run_here, tasks_server
+from .helpers import docs as sim_docs
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -119,10 +120,6 @@ def from_parquet(row: dict[str, Any]) -> Any:
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8-sig", newline="") as f:
         return list(csv.DictReader(f))
-
-
-def sim_docs(sim: Simulator) -> list[Any]:
-    return [json.loads(raw) for raw in sim.tasks_json()]
 
 
 # --------------------------------------------------------------------------- real-shaped tasks
@@ -309,12 +306,10 @@ async def test_formula_guard_neutralises_cells_a_spreadsheet_would_run(tmp_path:
 
 
 async def test_cli_formula_guard_flag(sim: Simulator, tmp_path: Path) -> None:
-    from .test_cli import _sim_env, run_here
-
     for flag, prefix in (((), "'+1555"), (("--no-csv-formula-guard",), "+1555")):
         out = tmp_path / f"t{len(flag)}.csv"
         code, _, err = await run_here(
-            "tasks", "export", sim.space_token, "-o", str(out), *flag, env=_sim_env(sim)
+            "tasks", "export", sim.space_token, "-o", str(out), *flag, env=cli_env(sim)
         )
         assert code == 0, err
         phones = [r["output.contact_number"] for r in read_csv(out) if r["output.contact_number"]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,23 +12,15 @@ import msgspec
 import pytest
 from aioresponses import aioresponses
 
-from unpod_async import BusinessLogicError, ExportError, Task, TaskFilter, UnpodClient
+from unpod_async import BusinessLogicError, ExportError, TaskFilter, UnpodClient
 from unpod_async._dates import epoch_of
 from unpod_async._params import literal_pattern
 from unpod_async.testing import Simulator, serve
 from unpod_async.testing._data import OUTCOME_LABELS, phone_of, thread_id_of
 
-from .helpers import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, cli_env, docs, ids, make_client, run_here
 
 ANY_URL = re.compile(r"^https://unpod\.ai/.*$")
-
-
-def docs(sim: Simulator) -> list[dict[str, Any]]:
-    return [json.loads(raw) for raw in sim.tasks_json()]
-
-
-def ids(tasks: list[Task]) -> list[str | None]:
-    return [t.task_id for t in tasks]
 
 
 def label(doc: dict[str, Any]) -> str | None:
@@ -336,14 +327,12 @@ def test_phone_helper_matches_the_documents() -> None:
 
 
 async def test_cli_filters(sim: Simulator, tmp_path: Path) -> None:
-    from .test_cli import _sim_env, run_here
-
     everything = docs(sim)
     out = tmp_path / "some.jsonl"
     code, _, err = await run_here(
         "tasks", "export", SPACE, "-o", str(out), "--status", "completed", "--status", "hold",
         "--outcome", "Interested", "--call-type", "outbound", "--search", "+1555",
-        "--user-id", "17", env=_sim_env(sim),
+        "--user-id", "17", env=cli_env(sim),
     )  # fmt: skip
     assert code == 0, err
     got = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
@@ -364,7 +353,7 @@ async def test_cli_filters(sim: Simulator, tmp_path: Path) -> None:
     assert f"exported {len(want)} task" in err
 
     code, _, err = await run_here(
-        "tasks", "get", SPACE, "--search", "x", "--search-pattern", "y", env=_sim_env(sim)
+        "tasks", "get", SPACE, "--search", "x", "--search-pattern", "y", env=cli_env(sim)
     )
     assert code == 2
     assert "not allowed with" in err

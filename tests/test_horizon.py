@@ -5,8 +5,6 @@ arrive and go at one pace)."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from typing import Any
 
 import pytest
@@ -16,7 +14,7 @@ from unpod_async._decode import decode_raw_page
 from unpod_async._paging import Page
 from unpod_async.testing import Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, Live, make_client
 
 
 class StopAt:
@@ -76,26 +74,8 @@ async def test_a_horizon_never_reached_reads_the_whole_space(sim: Simulator) -> 
     assert stats.complete
 
 
-class Live:
-    """A task arrives every ``arrive`` requests and one near the head goes every ``delete``;
-    each answer waits up to ``jitter`` seconds, so that pages are answered in any order."""
-
-    def __init__(self, sim: Simulator, seed: int, arrive: int, delete: int, jitter: float):
-        self.original = sim.task_ids()
-        self.deleted: set[str] = set()
-        self.arrived: set[str] = set()
-        self.requests = 0
-        self._rng = random.Random(seed)
-        self._arrive, self._delete, self._jitter = arrive, delete, jitter
-        sim.on_request = self
-
-    async def __call__(self, page: int, sim: Simulator) -> None:
-        await asyncio.sleep(self._rng.random() * self._jitter)
-        self.requests += 1
-        if self._arrive and self.requests % self._arrive == 0:
-            self.arrived.update(sim.insert(1))
-        if self._delete and self.requests % self._delete == 0:
-            self.deleted.update(sim.delete(1, at=self._rng.randrange(600)))
+# Live (from helpers) with deletes near the head (within the first 600 tasks); jitter is never
+# 0 here, so every answer waits a random while and pages are answered in any order.
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -108,7 +88,7 @@ async def test_a_head_read_misses_nothing_before_its_horizon(
     seed: int, arrive: int, delete: int
 ) -> None:
     async with serve(tasks=3000, seed=seed, token=TOKEN, org_handle=ORG, space_token=SPACE) as sim:
-        live = Live(sim, seed, arrive, delete, jitter=0.004)
+        live = Live(sim, seed, arrive, delete, jitter=0.004, delete_within=600)
         got, stats = await head(sim, StopAt(12), 50, concurrency=8)
     assert len(got) == len(set(got))  # nothing twice
     assert set(got) <= set(live.original) | live.arrived
@@ -127,7 +107,7 @@ async def test_a_whole_pull_misses_nothing_when_tasks_arrive_and_go_at_one_pace(
     # shift with no sign in the counts, but tasks seen twice tell that tasks arrived (this
     # used to lose 3 to 8 tasks a pull).
     async with serve(tasks=3000, seed=seed, token=TOKEN, org_handle=ORG, space_token=SPACE) as sim:
-        live = Live(sim, seed, arrive=1, delete=1, jitter=0.004)
+        live = Live(sim, seed, arrive=1, delete=1, jitter=0.004, delete_within=600)
         async with make_client(sim, concurrency=8) as client:
             tasks = client.iter_tasks(SPACE, page_size=50)
             got = [t.task_id async for t in tasks]

@@ -8,46 +8,12 @@ were sent (the simulator does) or in any order (a random delay before each page 
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections import Counter
-
 import pytest
 
 from unpod_async import UnpodClient
 from unpod_async.testing import Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, make_client
-
-
-class Live:
-    """Changes the space as it is paged: a task arrives every ``arrive`` requests, one at a
-    random place goes every ``delete``; ``jitter`` seconds at most before each is served."""
-
-    def __init__(self, sim: Simulator, seed: int, arrive: int, delete: int, jitter: float):
-        self.original = sim.task_ids()
-        self.deleted: set[str] = set()
-        self.arrived: set[str] = set()
-        self.requests = 0
-        self._rng = random.Random(seed)
-        self._arrive, self._delete, self._jitter = arrive, delete, jitter
-        sim.on_request = self
-
-    async def __call__(self, page: int, sim: Simulator) -> None:
-        if self._jitter:
-            await asyncio.sleep(self._rng.random() * self._jitter)
-        self.requests += 1
-        if self._arrive and self.requests % self._arrive == 0:
-            self.arrived.update(sim.insert(1))
-        if self._delete and self.requests % self._delete == 0:
-            self.deleted.update(sim.delete(1, at=self._rng.randrange(len(sim))))
-
-    def check(self, got: list[str]) -> None:
-        counts = Counter(got)
-        assert [k for k, n in counts.items() if n > 1] == []  # nothing twice
-        survivors = [k for k in self.original if k not in self.deleted]
-        assert [k for k in survivors if k not in counts] == []  # nothing that stayed is lost
-        assert set(counts) <= set(self.original) | self.arrived
+from .helpers import ORG, SPACE, TOKEN, Live, make_client
 
 
 async def pull(sim: Simulator, live: Live, **kwargs: object) -> tuple[list[str], int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
-import os
 import re
 import symtable
 import sys
@@ -22,6 +21,8 @@ import pytest
 import unpod_async
 from unpod_async import UnpodClient, _commands
 from unpod_async.testing import serve
+
+from .helpers import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -163,7 +164,7 @@ async def test_the_testing_snippet_runs_in_strict_mode(tmp_path: Path) -> None:
 
     (tmp_path / "test_snippet.py").write_text(_snippet("def test_my_pipeline"))
     (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = strict\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
+    env = child_env()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path),
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -14,7 +14,16 @@ from unpod_async import BusinessLogicError, Run, RunsPage, UnpodClient
 from unpod_async._decode import decode_runs_page
 from unpod_async.testing import Fault, Simulator
 
-from .helpers import ORG, SPACE, TOKEN, client_for, ids, make_client, serve_recorded
+from .helpers import (
+    ORG,
+    SPACE,
+    TOKEN,
+    client_for,
+    ids,
+    make_client,
+    serve_recorded,
+    tasks_server,
+)
 
 RUN_SIZE = 250  # the simulator's tasks per run (``testing._data.RUN_SIZE``)
 
@@ -133,16 +142,9 @@ async def test_a_run_with_unexpected_types_is_kept_not_failed() -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.json_response(body)
 
-    app = web.Application()
-    app.router.add_get("/api/v2/platform/spaces/{space}/runs/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        async with client_for(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
-            runs = await client.list_runs("s1")
-    finally:
-        await runner.cleanup()
+    runs_path = "/api/v2/platform/spaces/{space}/runs/"
+    async with tasks_server(handler, path=runs_path) as url, client_for(url) as client:
+        runs = await client.list_runs("s1")
     assert [r.run_id for r in runs] == ["R1", "7"]
 
 

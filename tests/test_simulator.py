@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,29 +13,8 @@ import pytest
 
 from unpod_async.testing import FAULT_KINDS, Fault, RequestRecord, Simulator, serve
 
-AUTH = {"Authorization": "Token test-token"}
-
-
-def tasks_url(sim: Simulator, space: str | None = None) -> str:
-    return f"{sim.base_url}/api/v2/platform/spaces/{space or sim.space_token}/tasks/"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(headers=AUTH) as s:
-        yield s
-
-
-async def get_json(
-    session: aiohttp.ClientSession, url: str, **params: Any
-) -> tuple[int, dict[str, Any]]:
-    async with session.get(url, params=params) as resp:
-        return resp.status, json.loads(await resp.read())
-
-
-def decoded(sim: Simulator) -> list[dict[str, Any]]:
-    return [json.loads(raw) for raw in sim.tasks_json()]
-
+from .helpers import docs as decoded
+from .helpers import get_json, tasks_url
 
 # --------------------------------------------------------------------------- paging
 

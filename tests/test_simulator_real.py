@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,27 +14,10 @@ from unpod_async import BusinessLogicError
 from unpod_async.testing import Simulator, serve
 from unpod_async.testing._data import OUTCOME_LABELS
 
-from .helpers import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, docs, make_client, tasks_url
+from .helpers import get_json as get
 
-AUTH = {"Authorization": f"Token {TOKEN}"}
 ZONELESS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?")
-
-
-def tasks_url(sim: Simulator, space: str | None = None) -> str:
-    return f"{sim.base_url}/api/v2/platform/spaces/{space or sim.space_token}/tasks/"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(headers=AUTH) as s:
-        yield s
-
-
-async def get(
-    session: aiohttp.ClientSession, url: str, **params: Any
-) -> tuple[int, dict[str, Any]]:
-    async with session.get(url, params=params) as resp:
-        return resp.status, json.loads(await resp.read())
 
 
 async def all_ids(session: aiohttp.ClientSession, sim: Simulator, **params: Any) -> list[str]:
@@ -43,10 +25,6 @@ async def all_ids(session: aiohttp.ClientSession, sim: Simulator, **params: Any)
     assert status == 200, body
     assert body["count"] == len(body["data"])
     return [t["task_id"] for t in body["data"]]
-
-
-def docs(sim: Simulator) -> list[dict[str, Any]]:
-    return [json.loads(raw) for raw in sim.tasks_json()]
 
 
 # --------------------------------------------------------------------------- task shapes

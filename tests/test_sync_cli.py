@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import io
-import os
 import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 
 import msgspec
 import pytest
 
 from unpod_async import cli
-from unpod_async.testing import Simulator, serve
+from unpod_async.testing import serve
 
-from .helpers import SPACE
-
-
-def _env(sim: Simulator | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    if sim is not None:
-        env.update(
-            UNPOD_API_TOKEN=sim.token, UNPOD_ORG_HANDLE=sim.org_handle, UNPOD_BASE_URL=sim.base_url
-        )
-    return env
-
-
-async def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """``main(args)`` in a thread (the simulator keeps this loop)."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        mock.patch.dict(os.environ, env, clear=True),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        code = await asyncio.to_thread(cli.main, list(args))
-    return code, out.getvalue(), err.getvalue()
+from .helpers import SPACE, child_env, run_here
 
 
 @pytest.mark.parametrize(
@@ -63,14 +37,16 @@ async def test_sync_then_sync_again(tmp_path: Path) -> None:
     db = tmp_path / "unpod.sqlite"
     async with serve(tasks=1500) as sim:
         sim.settle(keep=50)  # open tasks in page 1 only, even after 5 arrive
-        code, _, err = await run("tasks", "sync", sim.space_token, "--db", str(db), env=_env(sim))
+        code, _, err = await run_here(
+            "tasks", "sync", sim.space_token, "--db", str(db), env=child_env(sim)
+        )
         assert code == 0, err
         assert f"synced {db} (full): 1,500 new, 0 updated, 0 unchanged, 0 deleted; " in err
         assert "16 requests" in err
         assert err.rstrip().endswith("1,500 tasks stored")
         sim.insert(5)
-        code, _, err = await run(
-            "tasks", "sync", sim.space_token, "--db", str(db), "--lookback", "0", env=_env(sim)
+        code, _, err = await run_here(
+            "tasks", "sync", sim.space_token, "--db", str(db), "--lookback", "0", env=child_env(sim)
         )
         assert code == 0, err
         assert f"synced {db} (head, down to page 1): 5 new, 0 updated, 95 unchanged" in err
@@ -80,11 +56,13 @@ async def test_sync_then_sync_again(tmp_path: Path) -> None:
 async def test_a_sync_that_knows_it_is_short_exits_3(tmp_path: Path) -> None:
     db = tmp_path / "unpod.sqlite"
     async with serve(tasks=430, count_offset=70) as sim:
-        code, _, err = await run("tasks", "sync", sim.space_token, "--db", str(db), env=_env(sim))
+        code, _, err = await run_here(
+            "tasks", "sync", sim.space_token, "--db", str(db), env=child_env(sim)
+        )
         assert code == 3, err
         assert "incomplete: 70 fewer tasks than the server's count of 500" in err
-        code, _, err = await run(
-            "tasks", "sync", sim.space_token, "--db", str(db), "--strict", env=_env(sim)
+        code, _, err = await run_here(
+            "tasks", "sync", sim.space_token, "--db", str(db), "--strict", env=child_env(sim)
         )
         assert code == 1, err
 
@@ -92,21 +70,30 @@ async def test_a_sync_that_knows_it_is_short_exits_3(tmp_path: Path) -> None:
 async def test_export_from_the_store_needs_no_token_and_no_request(tmp_path: Path) -> None:
     db = tmp_path / "unpod.sqlite"
     async with serve(tasks=300) as sim:
-        code, _, err = await run("tasks", "sync", sim.space_token, "--db", str(db), env=_env(sim))
+        code, _, err = await run_here(
+            "tasks", "sync", sim.space_token, "--db", str(db), env=child_env(sim)
+        )
         assert code == 0, err
         sent = len(sim.requests)
         out = tmp_path / "tasks.csv"
-        code, _, err = await run(
-            "tasks", "export", sim.space_token, "--from-db", str(db), "-o", str(out), env=_env()
+        code, _, err = await run_here(
+            "tasks",
+            "export",
+            sim.space_token,
+            "--from-db",
+            str(db),
+            "-o",
+            str(out),
+            env=child_env(),
         )
         assert code == 0, err
         assert len(sim.requests) == sent
         assert re.search(rf"exported 300 tasks of {SPACE} from .* without a request", err)
         assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # the CSV export's own writer
         parquet = tmp_path / "failed.parquet"
-        code, _, err = await run(
+        code, _, err = await run_here(
             "tasks", "export", sim.space_token, "--from-db", str(db), "-o", str(parquet),
-            "--status", "failed", env=_env(),
+            "--status", "failed", env=child_env(),
         )  # fmt: skip
         assert code == 0, err
         import pyarrow.parquet as pq
@@ -124,9 +111,9 @@ async def test_export_from_the_store_refuses_what_only_the_server_does(
     tmp_path: Path, option: list[str]
 ) -> None:
     out = tmp_path / "t.jsonl"
-    code, _, err = await run(
+    code, _, err = await run_here(
         "tasks", "export", SPACE, "--from-db", str(tmp_path / "u.sqlite"), "-o", str(out), *option,
-        env=_env(),
+        env=child_env(),
     )  # fmt: skip
     assert code == 2
     assert "--from-db takes no" in err
@@ -134,9 +121,9 @@ async def test_export_from_the_store_refuses_what_only_the_server_does(
 
 
 async def test_export_from_a_missing_store_is_an_error(tmp_path: Path) -> None:
-    code, _, err = await run(
+    code, _, err = await run_here(
         "tasks", "export", SPACE, "--from-db", str(tmp_path / "none.sqlite"), "-o",
-        str(tmp_path / "t.jsonl"), env=_env(),
+        str(tmp_path / "t.jsonl"), env=child_env(),
     )  # fmt: skip
     assert code == 1
     assert "no store at" in err
@@ -144,9 +131,9 @@ async def test_export_from_a_missing_store_is_an_error(tmp_path: Path) -> None:
     con = sqlite3.connect(foreign)
     con.execute("CREATE TABLE t (x)")
     con.close()
-    code, _, err = await run(
+    code, _, err = await run_here(
         "tasks", "sync", SPACE, "--db", str(foreign), "--token", "t", "--base-url",
-        "http://127.0.0.1:9", env=_env(),
+        "http://127.0.0.1:9", env=child_env(),
     )  # fmt: skip
     assert code == 1
     assert "not an unpod-async store" in err

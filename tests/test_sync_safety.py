@@ -5,7 +5,6 @@ server, organization or token is refused before any request; the token is never 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import sys
@@ -19,7 +18,7 @@ import pytest
 from unpod_async import AuthenticationError, SyncError, UnpodClient, _store
 from unpod_async.testing import Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, make_client
+from .helpers import ORG, SPACE, TOKEN, child_env, make_client
 
 SECRET = "s3cret-Token-never-stored-0123"
 
@@ -63,10 +62,7 @@ def _rows(db: Path, where: str = "1", *args: Any) -> int:
 
 async def start_sync(sim: Simulator, db: Path) -> asyncio.subprocess.Process:
     """``unpod-async tasks sync`` in a child process, slow: 20 tasks a page, 2 at a time."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-    env.update(
-        UNPOD_API_TOKEN=sim.token, UNPOD_ORG_HANDLE=sim.org_handle, UNPOD_BASE_URL=sim.base_url
-    )
+    env = child_env(sim)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "unpod_async", "tasks", "sync", SPACE, "--db", str(db),
         "--page-size", "20", "--concurrency", "2", "--max-retries", "1",
@@ -163,8 +159,7 @@ async def test_a_second_sync_of_the_same_file_is_refused(sim: Simulator, tmp_pat
         with pytest.raises(SyncError, match=r"is being synced by another sync \(process \d+\)"):
             await client.sync_tasks(SPACE, db)
         # Another process is refused the same way (the command exits 1, before any request).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("UNPOD_")}
-        env.update(UNPOD_API_TOKEN=TOKEN, UNPOD_BASE_URL=sim.base_url)
+        env = child_env(UNPOD_API_TOKEN=TOKEN, UNPOD_BASE_URL=sim.base_url)  # no org
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "unpod_async", "tasks", "sync", SPACE, "--db", str(db),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
