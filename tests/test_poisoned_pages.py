@@ -11,14 +11,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections import Counter
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from unpod_async import BusinessLogicError, UnpodClient
+from unpod_async.testing import Simulator, serve
 
-from .helpers import SPACE, TOKEN, tasks_server
+from .helpers import ORG, SPACE, TOKEN, make_client, tasks_server
 
 
 class Poisoned:
@@ -119,3 +121,53 @@ async def test_passing_faults_while_a_page_is_read_in_pieces_lose_nothing() -> N
         got = [t.task_id async for t in tasks]
     assert got == space.readable()
     assert tasks.stats.skipped == [321]
+
+
+class ArrivalAt:
+    """One task arrives at the head when the server gets its ``at``-th request."""
+
+    def __init__(self, sim: Simulator, at: int) -> None:
+        self.at, self.requests = at, 0
+        self.arrived: list[str] = []
+        sim.on_request = self
+
+    def __call__(self, page: int, sim: Simulator) -> None:
+        self.requests += 1
+        if self.requests == self.at:
+            self.arrived = sim.insert(1)
+
+
+async def _pull_poisoned_live(position: int, at: int) -> None:
+    async with serve(tasks=1000, token=TOKEN, org_handle=ORG, space_token=SPACE) as sim:
+        original = sim.task_ids()
+        bad = original[position]
+        sim.poison(bad)
+        arrival = ArrivalAt(sim, at)
+        async with make_client(sim, concurrency=4) as c:
+            tasks = c.iter_tasks(SPACE, page_size=100)
+            got = [t.task_id async for t in tasks]
+    assert arrival.arrived, "the space did not change during the pull"
+    counts = Counter(got)
+    assert [k for k, n in counts.items() if n > 1] == []  # nothing twice
+    assert [k for k in original if k != bad and k not in counts] == []  # nothing readable lost
+    assert bad not in counts
+    assert tasks.stats.skipped  # and the pull says what it could not read
+    assert not tasks.stats.complete
+
+
+@pytest.mark.parametrize("at", [5, 10, 15, 20, 25, 30])
+async def test_a_poisoned_page_one_read_again_for_the_heads_arrivals_is_read_in_pieces(
+    at: int,
+) -> None:
+    # A task arriving mid-pull makes the pull read the head again: page 1, which holds the
+    # poisoned task, must be read in pieces there too, not end the pull in its 206.
+    await _pull_poisoned_live(3, at)
+
+
+@pytest.mark.parametrize("at", [8, 12, 16, 19, 21, 23, 25, 27, 29, 31, 33])
+async def test_the_space_moving_while_a_page_is_read_in_pieces_loses_no_readable_task(
+    at: int,
+) -> None:
+    # The pieces of one page are many requests: an arrival among them shifts the tasks
+    # between pieces, and the pull must notice and read what moved.
+    await _pull_poisoned_live(450, at)

@@ -98,6 +98,7 @@ class Pager(Generic[P]):
         self._drift = False  # duplicates seen, or a count that moved
         self._unknown_count = False
         self._useful_pages = 0  # pages that brought a new task
+        self._read_in_pieces = False  # a page was read in pieces around a poisoned task
 
     # --- the whole pull -------------------------------------------------------------------
 
@@ -121,7 +122,9 @@ class Pager(Generic[P]):
     async def _after_pass(self) -> AsyncGenerator[Page[P], None]:
         """Repairs around the boundaries where a gap was possible, then the head's arrivals;
         a full re-read pass only where that cannot be reasoned about."""
-        reread = self._unknown_count and self._drift
+        # Pieces of a page keep no boundary to repair: a space that moved reads again whole.
+        pieces_moved = self._read_in_pieces and self._arrivals_possible()
+        reread = (self._unknown_count and self._drift) or pieces_moved
         boundaries = self._suspect_boundaries()
         if self._drift:
             stats = self.stats
@@ -235,7 +238,7 @@ class Pager(Generic[P]):
         there are tasks is read again. A short one tells the page size the server caps to
         (planning with it is right either way: smaller pages still tile the space)."""
         size = self._page_size
-        first = await self._read_or_isolate(1, size)
+        first = await self._request_decoded(1, size)
         count = first.count
         if first.size == 0 and count:
             again = await self._reread(1, size)
@@ -318,24 +321,20 @@ class Pager(Generic[P]):
         finally:
             await window.aclose()
 
-    async def _read_or_isolate(self, number: int, size: int) -> Decoded[P]:
-        try:
-            return await self._request_decoded(number, size)
-        except BusinessLogicError as exc:
-            return await self._isolate(number, size, exc)
-
     async def _isolate(self, number: int, size: int, error: BusinessLogicError) -> Decoded[P]:
+        """A page the server still fails after its retries, read in pieces (see
+        :func:`read_in_pieces`); with ``strict``, its error."""
         if self._strict or not error.transient:
             raise error
-
-        async def piece(page: int, length: int, retry_206: bool) -> Decoded[P]:
-            self._count_request()
-            part = await self._source.decoded(page, length, retry_206)
-            part.count = _count(part)
-            return part
-
-        parts, skipped = await read_in_pieces(piece, number, size, error)
-        self.stats.skipped.extend(skipped)
+        parts, skipped = await read_in_pieces(self._read, number, size, error)
+        known = self.stats.skipped
+        known.extend(position for position in skipped if position not in known)
+        # The pieces are many reads, with no boundary kept between them: if the space moves
+        # at all during the pull, tasks may have slipped between two of them (see
+        # ``_after_pass``).
+        self._read_in_pieces = True
+        if len({part.count for part in parts}) > 1:
+            self._drift = True
         page = self._source.combine(parts)
         page.count = _count(page)
         page.skipped = len(skipped)
@@ -403,7 +402,8 @@ class Pager(Generic[P]):
             self.stats.repairs += 1
             if decoded.count is not None:
                 self.stats.last_count = decoded.count
-            span = anchors_in(decoded.keys, boundary, reached_end=decoded.size < size)
+            reached_end = decoded.size + decoded.skipped < size
+            span = anchors_in(decoded.keys, boundary, reached_end=reached_end)
             if span is None:
                 plan.missed(decoded.keys)
                 continue
@@ -441,7 +441,7 @@ class Pager(Generic[P]):
             self.stats.arrivals += page.n_new
             if page.n_new:
                 yield page
-            if found or decoded.size < self._size:
+            if found or decoded.size + decoded.skipped < self._size:
                 return
             number += 1
 
@@ -451,6 +451,7 @@ class Pager(Generic[P]):
         for pass_no in range(first_pass_no, max(self._max_passes, first_pass_no) + 1):
             stats.passes = pass_no
             self._bounded = False
+            stats.skipped.clear()  # a whole pass again: what it skips is what is skipped
             first = await self._request_decoded(1, self._size)
             count = _count(first)
             if count is not None:
@@ -461,7 +462,8 @@ class Pager(Generic[P]):
             changed = False
             if page.n_new:
                 yield page
-            if first.size >= self._size and not await self._ends_pass(page):
+            full = first.size + first.skipped >= self._size
+            if full and not await self._ends_pass(page):
                 async with aclosing(self._fan_out(2, count)) as pages:
                     async for later in pages:
                         later.pass_no = pass_no
@@ -545,8 +547,17 @@ class Pager(Generic[P]):
         return Fetched(number, body, order)
 
     async def _request_decoded(self, number: int, size: int) -> Decoded[P]:
+        """One page, decoded inside its retry loop; one the server still fails with its
+        transient 206 is read in pieces around the task that makes it fail, on every path
+        (page 1, repairs, the head, re-reads)."""
+        try:
+            return await self._read(number, size)
+        except BusinessLogicError as exc:
+            return await self._isolate(number, size, exc)
+
+    async def _read(self, number: int, size: int, retry_206: bool = True) -> Decoded[P]:
         self._count_request()
-        decoded = await self._source.decoded(number, size)
+        decoded = await self._source.decoded(number, size, retry_206)
         decoded.count = _count(decoded)
         return decoded
 
