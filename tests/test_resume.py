@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from unpod_async import BusinessLogicError, ExportError, UnpodClient, _checkpoint
 from unpod_async.testing import Fault, Simulator, serve
 
-from .helpers import ORG, SPACE, TOKEN, leftovers, make_client
+from .helpers import ORG, SPACE, TOKEN, client_for, leftovers, make_client, tasks_server
 
 
 @pytest.fixture
@@ -183,3 +184,50 @@ async def test_data_is_durable_before_the_checkpoint_that_counts_it(
             await client.export_tasks(SPACE, out, page_size=50, resume=True)
     assert claims
     assert all(offset <= synced for offset, synced in claims), claims
+
+
+class Keyless:
+    """A space of tasks with no id at all (keyed by their own JSON), pretty-printed or not;
+    page 6 fails once with a permanent error, and a task arrives once it has."""
+
+    def __init__(self, n: int, *, pretty: bool) -> None:
+        self.tasks = [{"name": f"contact {i}", "status": "completed"} for i in range(n)]
+        self.pretty = pretty
+        self.failed = False
+
+    async def handler(self, request: web.Request) -> web.Response:
+        page, size = int(request.query["page"]), int(request.query["page_size"])
+        if page == 6 and not self.failed:
+            self.failed = True
+            body: dict[str, object] = {"status_code": 206, "message": "Invalid Space Token"}
+            return web.Response(status=206, text=json.dumps(body), content_type="application/json")
+        if self.failed and len(self.tasks) == 1000 and page == 7:
+            self.tasks.insert(0, {"name": "newcomer", "status": "pending"})
+        start = (page - 1) * size
+        body = {
+            "count": len(self.tasks),
+            "status_code": 200,
+            "data": self.tasks[start : start + size],
+        }
+        text = json.dumps(body, indent=2 if self.pretty else None)
+        return web.Response(text=text, content_type="application/json")
+
+
+@pytest.mark.parametrize("pretty", [False, True], ids=["compact", "pretty-printed"])
+async def test_a_resumed_export_of_tasks_without_ids_writes_each_once(
+    pretty: bool, tmp_path: Path
+) -> None:
+    # The resumed pull sees the space change and reads it again whole: the tasks already in
+    # the file must be known as written, by the same key the pull gives them (their JSON).
+    space = Keyless(1000, pretty=pretty)
+    out = tmp_path / "keyless.jsonl"
+    async with tasks_server(space.handler) as url:
+        async with client_for(url, concurrency=1) as client:
+            with pytest.raises(BusinessLogicError):
+                await client.export_tasks(SPACE, out, page_size=50, resume=True)
+        async with client_for(url, concurrency=1) as client:
+            stats = await client.export_tasks(SPACE, out, page_size=50, resume=True)
+    names = [json.loads(line)["name"] for line in out.read_bytes().splitlines()]
+    assert stats.passes >= 2  # the resumed pull did read the space again
+    assert sorted(names) == sorted(t["name"] for t in space.tasks)  # each once, none lost
+    assert stats.complete

@@ -181,11 +181,15 @@ def key_views(raws: Sequence[msgspec.Raw]) -> list[TaskKey]:
 
 
 def keys_of(views: Sequence[TaskKey], raws: Sequence[msgspec.Raw]) -> list[Key]:
-    """The dedupe key of each task (its own bytes when it has no id at all)."""
+    """The dedupe key of each task: its id, or when it has none its own JSON, compacted (as
+    a JSONL export writes it: a resumed export finds the same key in its file)."""
     # A string task_id is the rule: test it inline, call the general function only otherwise.
     keys: list[Key] = [t if type(t := k.task_id) is str and t else task_key(k) for k in views]
     if None in keys:
-        keys = [k if k is not None else bytes(r) for k, r in zip(keys, raws, strict=True)]
+        keys = [
+            k if k is not None else msgspec.json.format(bytes(r), indent=0)
+            for k, r in zip(keys, raws, strict=True)
+        ]
     return keys
 
 

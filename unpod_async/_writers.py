@@ -21,7 +21,7 @@ from typing import IO, Any, Protocol
 import msgspec
 
 from ._columns import CSV_HEADER, csv_row, parquet_row, parquet_schema, unguard
-from ._decode import KEYS_DECODER, RawTasks, task_key
+from ._decode import KEYS_DECODER, RawTasks, keys_of, task_key
 from ._errors import ExportError
 from ._lenient import as_key
 from ._page import Page
@@ -228,10 +228,15 @@ def whole_pages(path: Path, size: int, page_size: int) -> tuple[int, int]:
     return pages, offset
 
 
+_RAWS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
 def seen_from_jsonl(path: Path, offset: int) -> SeenKeys:
+    """The keys of the tasks in the first ``offset`` bytes of a JSONL export, as the pull
+    that wrote them keyed them (see :func:`keys_of`)."""
     seen = SeenKeys()
     for batch in line_batches(path, offset):
-        seen.add_page([task_key(k) for k in KEYS_DECODER.decode(batch)])
+        seen.add_page(keys_of(KEYS_DECODER.decode(batch), _RAWS.decode(batch)))
     return seen
 
 
