@@ -88,7 +88,6 @@ class RawPage(msgspec.Struct, gc=False):
 
 
 class KeysPage(msgspec.Struct, gc=False):
-    count: Any = None
     data: list[TaskKey] = []
 
 
@@ -124,7 +123,6 @@ KEYS_PAGE_DECODER = msgspec.json.Decoder(KeysPage)
 KEYS_DECODER = msgspec.json.Decoder(list[TaskKey])
 KEY_DECODER = msgspec.json.Decoder(TaskKey)
 ERROR_DECODER = msgspec.json.Decoder(ErrorEnvelope)
-TASKS_DECODER = msgspec.json.Decoder(list[Task])
 SPACES_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Space])
 ORGS_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Organization])
 _ENCODER = msgspec.json.Encoder()
@@ -193,17 +191,14 @@ def keys_of(views: Sequence[TaskKey], raws: Sequence[msgspec.Raw]) -> list[Key]:
     return keys
 
 
-def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[Any, list[Key], list[TaskKey]]:
-    """The count, the keys and the keys views of a page whose tasks are kept raw: one typed
-    decode, no per-task call (unless a task is not even an object)."""
+def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[list[Key], list[TaskKey]]:
+    """The keys and the keys views of a page whose tasks are kept raw: one typed decode, no
+    per-task call (unless a task is not even an object)."""
     try:
-        page: KeysPage = KEYS_PAGE_DECODER.decode(body)
+        views: list[TaskKey] = KEYS_PAGE_DECODER.decode(body).data
     except msgspec.ValidationError:
         views = key_views(raws)
-        count = RAW_PAGE_DECODER.decode(body).count
-    else:
-        views, count = page.data, page.count
-    return count, keys_of(views, raws), views
+    return keys_of(views, raws), views
 
 
 def _error_envelope(body: bytes) -> Decoded[Any] | None:
@@ -334,8 +329,8 @@ def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
             raise
         return Decoded(0, [], RawTasks([], False), error.status_code)
     check_utf8(body)
-    count, keys, views = raw_keys(body, page.data)
-    return Decoded(count, keys, RawTasks(page.data, b"\n" in body, views), page.status_code)
+    keys, views = raw_keys(body, page.data)
+    return Decoded(page.count, keys, RawTasks(page.data, b"\n" in body, views), page.status_code)
 
 
 def combine_raw_pages(parts: Sequence[Decoded[RawTasks]]) -> Decoded[RawTasks]:

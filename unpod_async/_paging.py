@@ -167,21 +167,16 @@ class Pager(Generic[P]):
         self._size = resume.size
         stats.planned_pages = max(1, ceil_div(resume.count, resume.size))
         changed = resume.dirty
-        next_pass = 2
         if not resume.pass_complete:
             stats.passes = 1
-            new = 0
             async with aclosing(self._fan_out(resume.next_page, resume.count)) as pages:
                 async for page in pages:
                     page.pass_no = 1
                     changed = changed or page.count != resume.count or not page.all_new
-                    new += page.n_new
                     yield page
             if not changed:
                 return
-        else:
-            next_pass = 2
-        async with aclosing(self._reread_passes(first_pass_no=next_pass)) as pages:
+        async with aclosing(self._reread_passes(first_pass_no=2)) as pages:
             async for page in pages:
                 yield page
 
@@ -368,7 +363,7 @@ class Pager(Generic[P]):
             return
         if before.count != after.count:
             self._drift = True
-        if after.keys and after.keys[0] in set(before.keys):
+        if after.keys and after.keys[0] in before.keys:
             return
         # An empty later page is the end of the space: the boundary with it is kept too
         # (no head anchors: its repair reads on to the end).

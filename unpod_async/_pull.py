@@ -7,13 +7,12 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import TypeVar
 
-import msgspec
-
 from ._decode import Decoded, PageCombiner, PageDecoder
 from ._errors import DeadlineExceededError
 from ._page import Horizon, Page, PullStats, ResumePoint, Source
 from ._paging import Pager
 from ._request import Requester
+from ._response import ENVELOPE_DECODER
 from ._seen import SeenKeys
 
 __all__ = ["stream_pages"]
@@ -25,13 +24,6 @@ P = TypeVar("P")
 _SMALL_BODY = 16 * 1024
 
 
-class _Envelope(msgspec.Struct, gc=False):
-    status_code: object = None
-
-
-_ENVELOPE = msgspec.json.Decoder(_Envelope)
-
-
 class _Body:
     __slots__ = ("body", "status_code")
 
@@ -41,7 +33,7 @@ class _Body:
 
 
 def _checked(body: bytes) -> _Body:
-    status = _ENVELOPE.decode(body).status_code if len(body) <= _SMALL_BODY else None
+    status = ENVELOPE_DECODER.decode(body).status_code if len(body) <= _SMALL_BODY else None
     return _Body(body, status)
 
 

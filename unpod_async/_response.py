@@ -85,13 +85,14 @@ class _Envelope(msgspec.Struct, gc=False):
     status_code: Any = None
 
 
-_ENVELOPE = msgspec.json.Decoder(_Envelope)
+# Any JSON object to its ``status_code`` (raises on a body that is not JSON).
+ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
 
 
 def sniff_envelope(body: bytes) -> object:
     """The envelope's ``status_code`` of any JSON object body, whatever else it holds."""
     try:
-        return _ENVELOPE.decode(body).status_code
+        return ENVELOPE_DECODER.decode(body).status_code
     except DECODE_ERRORS:
         return None
 

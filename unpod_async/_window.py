@@ -62,7 +62,6 @@ class Window:
         self._futures: dict[int, asyncio.Future[Fetched]] = {}
         self._unanswered = 0
         self.buffered = 0  # bytes fetched and not yet taken
-        self.peak_buffered = 0
         self._closed = False
         self._fill()
 
@@ -109,7 +108,6 @@ class Window:
         if number in self._futures:
             size = len(future.result().body)
             self.buffered += size
-            self.peak_buffered = max(self.peak_buffered, self.buffered)
             small = size * 4 < self._largest
             if small and (self._stop_after is None or number < self._stop_after):
                 self._stop_after = number

@@ -21,7 +21,7 @@ from typing import IO, Any, Protocol
 import msgspec
 
 from ._columns import CSV_HEADER, csv_row, parquet_row, parquet_schema, unguard
-from ._decode import KEYS_DECODER, RawTasks, keys_of, task_key
+from ._decode import KEYS_DECODER, RawTasks, keys_of
 from ._errors import ExportError
 from ._lenient import as_key
 from ._page import Page
