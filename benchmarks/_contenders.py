@@ -384,7 +384,8 @@ CONTENDERS: dict[str, Contender] = {
             "tasks written one per line to a file on the same filesystem as the export, beside "
             "the destination; fsync, rename, fsync of the directory (as the export does)",
             "retries, server order, dedupe, repairs, UTF-8 validation, compaction of "
-            "multi-line tasks, checkpoints/progress",
+            "multi-line tasks, checkpoints/progress, writing off the event loop (it writes "
+            "and fsyncs on the loop)",
             retries=False,
             writes=True,
         ),
@@ -402,21 +403,22 @@ CONTENDERS: dict[str, Contender] = {
             run_orjson,
             "aiohttp, the same gather loop, `orjson.loads` of each page into dicts; the same "
             "consumer; streaming",
-            "types, retries, order, dedupe",
+            "types, retries, order, dedupe, repairs of a live space, the byte-bounded window",
             retries=False,
         ),
         Contender(
             "httpx_pydantic",
             run_httpx,
             "`httpx.AsyncClient` + `gather` under a semaphore + pydantic v2 `TasksPage` "
-            "(field for field the msgspec models); the same consumer; streaming; retries 5xx",
-            "order, dedupe",
+            "(field for field the msgspec models); the same consumer; streaming; retries "
+            "429/502/503/504 and connection errors",
+            "order, dedupe, repairs of a live space, the byte-bounded window",
         ),
         Contender(
             "naive",
             run_naive,
             "aiohttp, one page after another, `json.loads` into dicts; the same consumer; "
-            "retries 5xx",
+            "retries 429/502/503/504 and connection errors",
             "concurrency, types, dedupe",
         ),
     )

@@ -323,8 +323,8 @@ class Report:
             rows.append(
                 (
                     f"peak RSS: export of {sizes[-1]:,} tasks minus {sizes[0]:,}",
-                    f"**{growth[1]:.1f} MB** ({sizes[len(sizes) // 2]:,}: {growth[0]:+.1f} MB)",
-                    f"<= {RSS_BUDGET_MB:g} MB",
+                    f"**{growth[1]:.1f} MiB** ({sizes[len(sizes) // 2]:,}: {growth[0]:+.1f} MiB)",
+                    f"<= {RSS_BUDGET_MB:g} MiB",
                     "PASS" if ok else "**MISS**",
                 )
             )
@@ -409,8 +409,9 @@ class Report:
             f"- Concurrency {CONCURRENCY} everywhere (`UnpodClient(concurrency=16, "
             f"retry_delay={RETRY_DELAY})`, `read_ahead_bytes` at its default of "
             f"{_default('read_ahead_bytes') / 2**20:g} MiB; the bare "
-            "loops' semaphore and connector limit are 16). A 503 retry waits "
-            f"{RETRY_DELAY / 2:g}-{RETRY_DELAY:g} s at first; two faulty cells use the "
+            "loops' semaphore and connector limit are 16). A 503's first retry waits "
+            f"{RETRY_DELAY / 8:g}-{RETRY_DELAY / 4:g} s, the next from "
+            f"{RETRY_DELAY / 2:g}-{RETRY_DELAY:g} s, doubling; two faulty cells use the "
             f"client's default `retry_delay={_default('retry_delay'):g}` (one of them with a "
             "64 MiB window).",
             "- **Every run is verified**: static spaces: the ids delivered (read back from the "
@@ -504,7 +505,7 @@ class Report:
             out += [
                 "",
                 "| cell | runs verified | median s (min-max) | tasks/s | requests | client CPU s | "
-                "server CPU s | other CPU s | peak RSS MB |",
+                "server CPU s | other CPU s | peak RSS MiB |",
                 "|---|---|---|---|---|---|---|---|---|",
             ]
             for cell in cells:
@@ -612,12 +613,12 @@ class Report:
         out = [
             "## Memory: peak RSS of a fresh process pulling a whole space",
             "",
-            f"No added latency. Python alone {mem.python_mb:.1f} MB; after the imports (the "
-            f"harness imports every contender's libraries) **{mem.import_mb:.1f} MB**. The "
+            f"No added latency. Python alone {mem.python_mb:.1f} MiB; after the imports (the "
+            f"harness imports every contender's libraries) **{mem.import_mb:.1f} MiB**. The "
             "consumer folds the ids into a digest as they come (a list of 500,000 ids would be "
             "what the RSS measures); the files are read back after the peak is taken.",
             "",
-            "| contender | tasks | peak RSS MB | over imports MB | seconds | verified |",
+            "| contender | tasks | peak RSS MiB | over imports MiB | seconds | verified |",
             "|---|---|---|---|---|---|",
         ]
         for row in mem.rows:
@@ -633,8 +634,8 @@ class Report:
         sizes = sorted({r["size"] for r in mem.rows})
         for mode, (mid, top) in self.rss_growth().items():
             out.append(
-                f"- {mode}: {sizes[len(sizes) // 2]:,} minus {sizes[0]:,}: **{mid:+.1f} MB**; "
-                f"{sizes[-1]:,} minus {sizes[0]:,}: **{top:+.1f} MB**"
+                f"- {mode}: {sizes[len(sizes) // 2]:,} minus {sizes[0]:,}: **{mid:+.1f} MiB**; "
+                f"{sizes[-1]:,} minus {sizes[0]:,}: **{top:+.1f} MiB**"
             )
         return [*out, ""]
 
@@ -777,9 +778,9 @@ class Report:
                 )
             ax.set_xscale("log")
             ax.set_xlabel("tasks in the space")
-            ax.set_ylabel("peak RSS over imports, MB")
+            ax.set_ylabel("peak RSS over imports, MiB")
             ax.legend(fontsize=8)
-            ax.set_title("peak RSS by space size (export: 500k - 10k <= 30 MB)", fontsize=10)
+            ax.set_title("peak RSS by space size (export: 500k - 10k <= 30 MiB)", fontsize=10)
         else:
             ax.set_visible(False)
         ax = axes[1][2]

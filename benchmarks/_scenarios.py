@@ -54,7 +54,8 @@ __all__ = [
     "run_rounds",
 ]
 
-RETRY_DELAY = 0.1  # client backoff base: a 503 retry waits 0.05-0.1 s, then doubling
+# Backoff base: a 503's first retry waits 0.0125-0.025 s, the next 0.05-0.1 s, doubling.
+RETRY_DELAY = 0.1
 CONCURRENCY = 16
 PAGE_SIZE = 100
 SCENARIOS = ("cpu", "lag", "faults", "live", "memory", "decode")

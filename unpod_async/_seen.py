@@ -1,4 +1,4 @@
-"""The keys of every task delivered so far, kept compact (about 16 bytes a task)."""
+"""The keys of every task delivered so far, kept compact (16 to 32 bytes a task)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class SeenKeys:
 
     Keys are held as their 64-bit hashes: the newest up to 2**13 in a set, older ones in 256
     open-addressing tables of 8-byte slots (half full at most), picked by the hash's low bits:
-    about 16 bytes a task, ~4.5 MB for 200,000 tasks (a set of the strings would take ~60 MB).
+    16 to 32 bytes a task, ~5 MB for 200,000 tasks (a set of the strings would take ~60 MB).
     A page of new keys, the common case, is checked against the set in C and against the
     tables with one probe a key; a table grows on its own, so growing never stops the event
     loop for more than a 256th of the keys. Two distinct keys share a 64-bit hash with odds
