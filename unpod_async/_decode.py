@@ -414,6 +414,7 @@ def combine_runs_pages(parts: Sequence[Decoded[RunsPage]]) -> Decoded[RunsPage]:
 
 
 _COMBINERS: dict[Any, PageCombiner[Any]] = {
+    decode_typed_page: combine_typed_pages,
     decode_raw_page: combine_raw_pages,
     decode_runs_page: combine_runs_pages,
 }
@@ -421,4 +422,7 @@ _COMBINERS: dict[Any, PageCombiner[Any]] = {
 
 def combiner_of(decode: PageDecoder[Any]) -> PageCombiner[Any]:
     """How pieces of a page decoded with ``decode`` join into one page."""
-    return _COMBINERS.get(decode, combine_typed_pages)
+    try:
+        return _COMBINERS[decode]
+    except KeyError:
+        raise TypeError(f"no way to join pieces of pages decoded by {decode!r}") from None
