@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tenacity
 
@@ -184,16 +184,25 @@ async def call_with_retries(
             raise error
         return await attempt()
 
-    out_of_time = False
+    retryer = _retryer(policy, page=page, clock=clock, deadline=deadline, on_retry=on_retry)
+    result: T = await retryer(replay_then_attempt)
+    return result
+
+
+def _retryer(
+    policy: RetryPolicy,
+    *,
+    page: int | None,
+    clock: Callable[[], float],
+    deadline: float | None,
+    on_retry: Callable[[BaseException, float], None] | None,
+) -> tenacity.AsyncRetrying:
+    """The tenacity retryer of one request: ``policy``'s retries, within ``deadline``."""
 
     def stop(state: tenacity.RetryCallState) -> bool:
-        nonlocal out_of_time
         if state.attempt_number > policy.max_retries:
             return True
-        if deadline is not None and clock() + state.upcoming_sleep >= deadline:
-            out_of_time = True
-            return True
-        return False
+        return deadline is not None and clock() + state.upcoming_sleep >= deadline
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -218,21 +227,20 @@ async def call_with_retries(
         if on_retry is not None:
             on_retry(exc, wait_s)
 
-    def give_up(state: tenacity.RetryCallState) -> T:
+    def give_up(state: tenacity.RetryCallState) -> Any:
+        # Called only once ``stop`` said so: with retries left, it was the deadline.
         assert state.outcome is not None
         exc = state.outcome.exception()
-        if out_of_time and exc is not None:
+        if exc is not None and state.attempt_number <= policy.max_retries:
             raise DeadlineExceededError(
                 f"deadline reached while retrying after {describe(exc)}", page=page
             )
-        result: T = state.outcome.result()  # re-raises the last attempt's own error
-        return result
+        return state.outcome.result()  # re-raises the last attempt's own error
 
-    retryer = tenacity.AsyncRetrying(
+    return tenacity.AsyncRetrying(
         stop=stop,
         wait=wait,
         retry=tenacity.retry_if_exception(lambda exc: should_retry(exc, policy)),
         before_sleep=before_sleep,
         retry_error_callback=give_up,
     )
-    return await retryer(replay_then_attempt)
