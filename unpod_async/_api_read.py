@@ -3,7 +3,7 @@ iterator or a list, runs, agents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -12,8 +12,8 @@ from . import _decode, _params
 from ._core import ClientCore, filtered, runs_of, tasks_of
 from ._errors import AuthenticationError
 from ._iterate import TaskIterator, collect
-from ._models import Organization, Run, Space, Task, TasksPage
-from ._page import PullStats
+from ._models import Organization, Run, RunsPage, Space, Task, TasksPage
+from ._page import Page, PullStats
 from ._params import AUTH_SCHEME_ENV, TaskFilter
 
 if TYPE_CHECKING:
@@ -155,15 +155,9 @@ class ReadAPI(ClientCore):
         ...     print(run.run_id, run.status, run.batch_count)
         """
         stats = PullStats()
-        pages = self._stream(
-            self._paged_url(_params.space_runs_path(space_token), ""),
-            _decode.decode_runs_page,
-            page_size=page_size,
-            deadline=deadline,
-            stats=stats,
-            strict=strict,
+        return TaskIterator(
+            self._run_pages(space_token, page_size, deadline, stats, strict), stats, runs_of
         )
-        return TaskIterator(pages, stats, runs_of)
 
     async def list_runs(
         self,
@@ -177,12 +171,26 @@ class ReadAPI(ClientCore):
 
         >>> runs = await client.list_runs("SPACE_TOKEN")
         """
-        runs: list[Run] = []
-        async for run in self.iter_runs(
-            space_token, page_size=page_size, deadline=deadline, strict=strict
-        ):
-            runs.append(run)
+        pages = self._run_pages(space_token, page_size, deadline, PullStats(), strict)
+        runs: list[Run] = await collect(pages, runs_of)
         return runs
+
+    def _run_pages(
+        self,
+        space_token: str,
+        page_size: int,
+        deadline: float | None,
+        stats: PullStats,
+        strict: bool,
+    ) -> AsyncGenerator[Page[RunsPage], None]:
+        return self._stream(
+            self._paged_url(_params.space_runs_path(space_token), ""),
+            _decode.decode_runs_page,
+            page_size=page_size,
+            deadline=deadline,
+            stats=stats,
+            strict=strict,
+        )
 
     def iter_run_tasks(
         self,

@@ -50,13 +50,7 @@ class ClientCore:
 
     def _tasks_url(self, space_token: str, where: TaskFilter) -> Callable[[int, int], str]:
         """``url_for(page, page_size)`` of a space's tasks list (checked now, not later)."""
-        base = self._url(_params.space_tasks_path(space_token), "?page=")
-        query = where.query()
-
-        def url_for(number: int, size: int) -> str:
-            return f"{base}{number}&page_size={size}{query}"
-
-        return url_for
+        return self._paged_url(_params.space_tasks_path(space_token), where.query())
 
     def _paged_url(self, path: str, query: str) -> Callable[[int, int], str]:
         """``url_for(page, page_size)`` of any paged list at ``path`` (checked by the caller)."""
