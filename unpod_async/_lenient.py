@@ -13,7 +13,7 @@ from __future__ import annotations
 import types
 import typing
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -89,32 +89,28 @@ def as_key(value: Any) -> str | None:
 
 def lenient_task(raw: bytes | msgspec.Raw) -> Task:
     """The task in ``raw`` (valid JSON), with whatever does not fit in ``invalid_fields``."""
-    value = _ANY.decode(raw)
-    invalid: dict[str, Any] = {}
-    if not isinstance(value, dict):
-        return Task(invalid_fields={"": value})
-    task_id = value.get("task_id")
-    if isinstance(task_id, int | float) and not isinstance(task_id, bool):
-        # The key must survive: 123 becomes "123" (the raw views' keys do the same).
-        value = {**value, "task_id": as_key(task_id)}
-    value.pop("invalid_fields", None)
-    task: Task = _struct(Task, value, "", invalid)
-    if invalid:
-        task = msgspec.structs.replace(task, invalid_fields=invalid)
-    return task
+    return _lenient(Task, "task_id", raw)
 
 
 def lenient_run(raw: bytes | msgspec.Raw) -> Run:
     """The run in ``raw`` (valid JSON), with whatever does not fit in ``invalid_fields``."""
+    return _lenient(Run, "run_id", raw)
+
+
+M = TypeVar("M", Task, Run)
+
+
+def _lenient(cls: type[M], id_field: str, raw: bytes | msgspec.Raw) -> M:
     value = _ANY.decode(raw)
     invalid: dict[str, Any] = {}
     if not isinstance(value, dict):
-        return Run(invalid_fields={"": value})
-    run_id = value.get("run_id")
-    if isinstance(run_id, int | float) and not isinstance(run_id, bool):
-        value = {**value, "run_id": as_key(run_id)}
+        return cls(invalid_fields={"": value})
+    ident = value.get(id_field)
+    if isinstance(ident, int | float) and not isinstance(ident, bool):
+        # The key must survive: 123 becomes "123" (the raw views' keys do the same).
+        value = {**value, id_field: as_key(ident)}
     value.pop("invalid_fields", None)
-    run: Run = _struct(Run, value, "", invalid)
+    model: M = _struct(cls, value, "", invalid)
     if invalid:
-        run = msgspec.structs.replace(run, invalid_fields=invalid)
-    return run
+        model = msgspec.structs.replace(model, invalid_fields=invalid)
+    return model
