@@ -40,7 +40,7 @@ from unpod_async import (
     UnpodClient,
     UnpodError,
 )
-from unpod_async._progress import describe
+from unpod_async._progress import Board, log_line
 from unpod_async.testing import Fault, serve
 
 from .helpers import (
@@ -490,7 +490,7 @@ async def test_canary_absent_from_progress_and_export_files(tmp_path: Path) -> N
     assert seen
     for progress in seen:
         assert CANARY not in repr(progress)
-        assert CANARY not in describe(progress)
+        assert CANARY not in log_line((board := Board(), board.update(progress))[0])
     files = list(tmp_path.iterdir())
     assert len(files) >= 4  # two exports, a partial file and its checkpoint
     for path in files:

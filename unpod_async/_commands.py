@@ -38,8 +38,10 @@ from ._params import (
     TASK_STATUSES,
     TOKEN_ENV,
     TaskFilterArgs,
+    env_org_handle,
     env_token,
     is_loopback,
+    split_list,
 )
 from ._progress import (
     ProgressDisplay,
@@ -47,9 +49,10 @@ from ._progress import (
     format_duration,
     isatty,
     open_display,
+    plural,
     print_line,
 )
-from ._spaces import SpacesExportStats
+from ._spaces import FORMAT_SUFFIX, SpacesExportStats
 from ._store_export import export_from_db
 from ._sync import SyncStats
 
@@ -59,7 +62,6 @@ _EXTENSIONS: dict[str, Format] = {
     ".csv": "csv",
     ".parquet": "parquet",
 }
-_SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
 DEMO_NAME = "unpod-demo-export"
 
 EXIT_OK = 0
@@ -135,10 +137,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
-
-
 def _seconds(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
 
@@ -159,16 +157,16 @@ def summary_lines(stats: ExportStats, space: str | None = None) -> list[str]:
         source = f" from {space}" if " " in space else f" from space {space}"
     speed = stats.bytes / stats.seconds if stats.seconds > 0 else 0.0
     counts = [
-        _plural(stats.pages, "page"),
-        _plural(stats.retries, "retry", "retries"),
-        f"{_plural(stats.duplicates, 'duplicate')} dropped",
+        plural(stats.pages, "page"),
+        plural(stats.retries, "retry", "retries"),
+        f"{plural(stats.duplicates, 'duplicate')} dropped",
     ]
     if stats.recovered:
-        counts.append(f"{stats.recovered:,} recovered in {_plural(stats.passes, 'pass', 'passes')}")
+        counts.append(f"{stats.recovered:,} recovered in {plural(stats.passes, 'pass', 'passes')}")
     if stats.resumed_pages:
-        counts.append(f"{_plural(stats.resumed_pages, 'page')} resumed from a checkpoint")
+        counts.append(f"{plural(stats.resumed_pages, 'page')} resumed from a checkpoint")
     lines = [
-        f"exported {_plural(stats.tasks, 'task')}{source} to {where} ({stats.format})",
+        f"exported {plural(stats.tasks, 'task')}{source} to {where} ({stats.format})",
         f"  {format_bytes(stats.bytes)} in {_seconds(stats.seconds)} "
         f"({format_bytes(speed)}/s, {stats.tasks_per_second:,.0f} tasks/s); "
         f"the server counted {stats.expected:,}",
@@ -185,11 +183,6 @@ def summary_lines(stats: ExportStats, space: str | None = None) -> list[str]:
     return lines
 
 
-def summary_line(stats: ExportStats, space: str | None = None) -> str:
-    """:func:`summary_lines` as one string (lines joined with newlines)."""
-    return "\n".join(summary_lines(stats, space))
-
-
 def shortfall_lines(stats: ExportStats) -> list[str]:
     """What an incomplete export lacks, a line each (none when it is complete)."""
     lines = []
@@ -197,7 +190,7 @@ def shortfall_lines(stats: ExportStats) -> list[str]:
         shown = ", ".join(map(str, stats.skipped[:10]))
         more = f" and {len(stats.skipped) - 10} more" if len(stats.skipped) > 10 else ""
         lines.append(
-            f"incomplete: skipped {_plural(len(stats.skipped), 'task')} the server fails to "
+            f"incomplete: skipped {plural(len(stats.skipped), 'task')} the server fails to "
             f"serve (positions {shown}{more}); rerun with --strict to fail instead"
         )
     if stats.stopped:
@@ -218,8 +211,8 @@ def sync_summary_line(stats: SyncStats) -> str:
     return (
         f"synced {stats.db} ({how}): {stats.new:,} new, {stats.updated:,} updated, "
         f"{stats.unchanged:,} unchanged, {stats.deleted:,} deleted; "
-        f"{_plural(stats.requests, 'request')} in {stats.seconds:.1f}s, "
-        f"{_plural(stats.retries, 'retry', 'retries')}; {stats.stored:,} tasks stored"
+        f"{plural(stats.requests, 'request')} in {stats.seconds:.1f}s, "
+        f"{plural(stats.retries, 'retry', 'retries')}; {stats.stored:,} tasks stored"
     )
 
 
@@ -228,7 +221,7 @@ def sync_shortfall_lines(stats: SyncStats) -> list[str]:
     lines = []
     if stats.skipped:
         lines.append(
-            f"incomplete: skipped {_plural(len(stats.skipped), 'task')} the server fails to "
+            f"incomplete: skipped {plural(len(stats.skipped), 'task')} the server fails to "
             "serve; a --full sync reads them once it does"
         )
     if stats.stopped:
@@ -287,17 +280,15 @@ def interrupt_hint(args: argparse.Namespace) -> str:
     if getattr(args, "handler", None) is run_sync:
         return "interrupted; every page read is stored: sync again to finish"
     if getattr(args, "handler", None) is run_export:
-        if args.all_spaces:
-            if args.resume:
-                return "interrupted; rerun the same command with --resume to continue"
-            return "interrupted; the spaces not finished were left untouched"
         if args.resume:
             return "interrupted; rerun the same command with --resume to continue"
+        if args.all_spaces:
+            return "interrupted; the spaces not finished were left untouched"
         if args.output != "-":
-            return (
-                "interrupted; the destination was left untouched "
-                "(use --resume to make long exports resumable)"
-            )
+            untouched = "interrupted; the destination was left untouched"
+            if args.from_db is not None:  # which takes no --resume: it reads no server
+                return untouched
+            return f"{untouched} (use --resume to make long exports resumable)"
     return "interrupted"
 
 
@@ -324,11 +315,11 @@ def _client(args: argparse.Namespace) -> UnpodClient:
 def _filters(args: argparse.Namespace) -> TaskFilterArgs:
     """The filter options as the keywords every task method takes (checked by the library);
     a ``--status`` outside the documented statuses is warned about."""
-    statuses = [s.strip() for value in args.status or () for s in value.split(",") if s.strip()]
-    for status in statuses:
+    statuses = _statuses(args)
+    for status in statuses or ():
         _check_status(status)
     return {
-        "status": ",".join(args.status) if args.status else None,
+        "status": statuses,
         "outcome": ",".join(args.outcome) if args.outcome else None,
         "call_type": args.call_type,
         "created_after": args.since,
@@ -338,6 +329,11 @@ def _filters(args: argparse.Namespace) -> TaskFilterArgs:
         "thread_id": args.thread_id,
         "user_id": args.user_id,
     }
+
+
+def _statuses(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The ``--status`` values: each option may be a comma list (``--status a,b --status c``)."""
+    return split_list(",".join(args.status), "--status") if args.status else None
 
 
 def _check_status(status: str) -> None:
@@ -361,18 +357,15 @@ def host_of(base_url: str) -> str:
 # --- exporting with a display --------------------------------------------------------------
 
 
-def display_for(args: argparse.Namespace, client: UnpodClient, output: str) -> ProgressDisplay:
-    """The progress display of a command that exports (or syncs) through ``client``."""
-    interval = getattr(args, "progress_interval", None)
+def display_for(args: argparse.Namespace, output: str, target: str = "") -> ProgressDisplay:
+    """The progress display of a command that writes to ``output`` (a command with
+    ``--progress-interval``); ``target`` is the host it reads, shown until page 1 arrives."""
+    interval: float = args.progress_interval
     interactive = None
     if output == "-" and isatty(sys.stdout):
         # JSONL on the terminal itself: a live display, or progress lines, would tear it.
         interactive, interval = False, 0.0
-    return open_display(
-        host_of(client.base_url),
-        interactive=interactive,
-        interval=10.0 if interval is None else interval,
-    )
+    return open_display(target, interactive=interactive, interval=interval)
 
 
 async def export_with_display(
@@ -391,7 +384,7 @@ async def export_with_display(
     err(f"exporting {label} from {host_of(client.base_url)} to {where} ({fmt})")
     if export is None:
         export = functools.partial(client.export_tasks, label.removeprefix("space "))
-    with display_for(args, client, str(output)) as display:
+    with display_for(args, str(output), host_of(client.base_url)) as display:
         return await export(output, format=fmt, progress=display.update, **options)
 
 
@@ -411,7 +404,7 @@ def report(stats: ExportStats, space: str | None) -> int:
 async def run_sync(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         err(f"syncing space {args.space_token} from {host_of(client.base_url)} into {args.db}")
-        with display_for(args, client, str(args.db)) as display:
+        with display_for(args, str(args.db), host_of(client.base_url)) as display:
             stats = await client.sync_tasks(
                 args.space_token,
                 args.db,
@@ -429,17 +422,22 @@ async def run_sync(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if short else EXIT_OK
 
 
-_SERVER_FILTERS = ("outcome", "call_type", "search", "search_pattern", "thread_id", "user_id")
+#: What only the server does: ``--from-db`` takes none of these (``export_sources_problem``).
+_SERVER_OPTIONS = (
+    "outcome",
+    "call_type",
+    "search",
+    "search_pattern",
+    "thread_id",
+    "user_id",
+    "resume",
+    "strict",
+    "deadline",
+)
 
 
 async def _export_from_db(args: argparse.Namespace, output: str, fmt: Format) -> int:
-    given = [name for name in _SERVER_FILTERS if getattr(args, name)]
-    given += [name for name in ("resume", "strict", "deadline") if getattr(args, name)]
-    if given:
-        options = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise UsageError(f"--from-db takes no {options}: they are the server's")
-    interactive = False if output == "-" and isatty(sys.stdout) else None
-    with open_display(interactive=interactive) as display:
+    with display_for(args, output) as display:
         stats = await export_from_db(
             args.from_db,
             args.space_token,
@@ -447,13 +445,13 @@ async def _export_from_db(args: argparse.Namespace, output: str, fmt: Format) ->
             format=fmt,
             progress=display.update,
             csv_formula_guard=args.csv_formula_guard,
-            status=",".join(args.status) if args.status else None,
+            status=_statuses(args),
             created_after=args.since,
             created_before=args.until,
         )
     where = "stdout" if stats.path in (None, "-") else stats.path
     err(
-        f"exported {_plural(stats.tasks, 'task')} of {args.space_token} from {args.from_db} "
+        f"exported {plural(stats.tasks, 'task')} of {args.space_token} from {args.from_db} "
         f"to {where} in {stats.seconds:.1f}s, without a request"
     )
     return EXIT_OK
@@ -464,7 +462,7 @@ async def run_export(args: argparse.Namespace) -> int:
         return await run_export_spaces(args)
     output: str = args.output
     fmt: Format = args.format or format_for(output)
-    if args.from_db:
+    if args.from_db is not None:
         return await _export_from_db(args, output, fmt)
     filters = _filters(args)
     async with _client(args) as client:
@@ -491,6 +489,10 @@ async def run_export(args: argparse.Namespace) -> int:
 def export_sources_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with ``tasks export``'s source and output, if anything: exactly one
     source, and the output that goes with it (checked by the parser, before any request)."""
+    if args.from_db is not None:
+        problem = _from_db_problem(args)
+        if problem is not None:
+            return problem
     given = [
         name
         for name, value in (
@@ -514,23 +516,41 @@ def export_sources_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _from_db_problem(args: argparse.Namespace) -> str | None:
+    """What ``--from-db`` cannot go with: another source, or what only the server does."""
+    sources = [
+        name
+        for name, value in (
+            ("--agent", args.agent is not None),
+            ("--run", args.run is not None),
+            ("--all-spaces", args.all_spaces),
+        )
+        if value
+    ]
+    if sources:
+        return f"--from-db reads one SPACE_TOKEN from DB: it takes no {' or '.join(sources)}"
+    given = [name for name in _SERVER_OPTIONS if getattr(args, name)]
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        return f"--from-db takes no {options}: they are the server's"
+    return None
+
+
 def _spaces_line(summary: SpacesExportStats) -> str:
     written = len(summary.results) - len(summary.failed)
     return (
-        f"exported {_plural(summary.tasks, 'task')} of {written}/"
-        f"{_plural(len(summary.results), 'space')} to {summary.directory} "
+        f"exported {plural(summary.tasks, 'task')} of {written}/"
+        f"{plural(len(summary.results), 'space')} to {summary.directory} "
         f"({summary.format}) in {summary.seconds:.1f}s ({summary.tasks_per_second:,.0f} tasks/s)"
     )
 
 
 async def run_export_spaces(args: argparse.Namespace) -> int:
-    client = _client(args)
-    if not client.org_handle:
-        await client.aclose()
+    if env_org_handle(args.org_handle) is None:
         raise UsageError(f"--all-spaces needs --org-handle or {ORG_ENV}")
     fmt: Format = args.format or "jsonl"
-    async with client:
-        with display_for(args, client, str(args.output_dir)) as display:
+    async with _client(args) as client:
+        with display_for(args, str(args.output_dir), host_of(client.base_url)) as display:
             summary = await client.export_spaces(
                 args.output_dir,
                 format=fmt,
@@ -592,13 +612,11 @@ async def run_get(args: argparse.Namespace) -> int:
 
 
 async def run_spaces(args: argparse.Namespace) -> int:
-    client = _client(args)
-    if not client.org_handle:
-        await client.aclose()
+    if env_org_handle(args.org_handle) is None:
         raise UsageError(
             f"spaces list needs --org-handle or {ORG_ENV} (`unpod-async orgs list` shows them)"
         )
-    async with client:
+    async with _client(args) as client:
         spaces = await client.list_spaces()
     if args.json:
         _write_stdout(msgspec.json.format(msgspec.json.encode(spaces), indent=2) + b"\n")
@@ -622,11 +640,11 @@ def _demo_destination(output: str | None, fmt: Format | None) -> tuple[Path, For
     if output is None:
         fmt = fmt or "jsonl"
         folder = Path(tempfile.mkdtemp(prefix="unpod-demo-"))
-        return folder / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt, True
+        return folder / f"{DEMO_NAME}{FORMAT_SUFFIX[fmt]}", fmt, True
     path = Path(output).expanduser()
     if path.is_dir():
         fmt = fmt or "jsonl"
-        return path / f"{DEMO_NAME}{_SUFFIX[fmt]}", fmt, False
+        return path / f"{DEMO_NAME}{FORMAT_SUFFIX[fmt]}", fmt, False
     return path, fmt or format_for(output), False
 
 

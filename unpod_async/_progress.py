@@ -37,13 +37,13 @@ __all__ = [
     "Field",
     "ProgressDisplay",
     "Snapshot",
-    "describe",
     "fields",
     "fit",
     "format_bytes",
     "format_duration",
     "isatty",
     "open_display",
+    "plural",
     "print_line",
     "render",
     "terminal_width",
@@ -123,8 +123,9 @@ def _speed_texts(per_second: float) -> tuple[str, ...]:
     return (text, f"{int(value + 0.5):,} {unit}")
 
 
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n:,} {one if n == 1 else many}"
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 task``, ``2,000 tasks``; ``many`` when adding an s will not do (``retries``)."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
 def _fraction(snap: Snapshot) -> float:
@@ -261,7 +262,7 @@ def fields(board: Board, now: float | None = None) -> list[Field]:
     tasks = (
         f"{snap.tasks_written:,}/{snap.expected:,} tasks"
         if snap.expected > 0
-        else _plural(snap.tasks_written, "task", "tasks")
+        else plural(snap.tasks_written, "task")
     )
     out += [
         Field("bar", ("",), 3, bar=done),
@@ -289,7 +290,7 @@ def fields(board: Board, now: float | None = None) -> list[Field]:
     if not board.finished and done < 1:
         out.append(Field("eta", (f"ETA {format_duration(_eta(snap))}",), 4))
     if snap.retries:
-        out.append(Field("retries", (_plural(snap.retries, "retry", "retries"),), 8))
+        out.append(Field("retries", (plural(snap.retries, "retry", "retries"),), 8))
     if retry is not None:
         # While pages keep coming a retry is a detail; once they stop, it is the news.
         out.append(Field("retry", retry, 2 if stalled else 9, cut=stalled))
@@ -351,14 +352,6 @@ def render(board: Board, width: int, now: float | None = None) -> str:
     for item, text in fit(fields(board, now), width):
         parts.append(_bar_text(item.bar, int(text)) if item.bar is not None else text)
     return _SEP.join(parts)
-
-
-def describe(snap: Snapshot) -> str:
-    """Every figure of one snapshot: ``45%, 90,000/200,000 tasks, 900/2,001 pages, ...``."""
-    board = Board()
-    board.update(snap)
-    board.started = board.updated - snap.elapsed
-    return ", ".join(f.texts[0] for f in fields(board, board.updated) if f.bar is None)
 
 
 def log_line(board: Board, now: float | None = None) -> str:

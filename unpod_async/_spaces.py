@@ -48,7 +48,7 @@ logger = logging.getLogger("unpod_async")
 #: with the others' fan-out (see benchmarks/bench_spaces.py), few enough that the read-ahead
 #: each one holds stays small.
 DEFAULT_SPACES_AT_ONCE = 4
-_SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
+FORMAT_SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
 PARQUET_PART = "part-0.parquet"
 
 
@@ -141,7 +141,7 @@ def space_path(directory: Path, space_token: str, format: Format) -> Path:
     partition ``DIR/space_token=<token>/part-0.parquet``."""
     if format == "parquet":
         return directory / f"space_token={space_token}" / PARQUET_PART
-    return directory / f"{space_token}{_SUFFIX[format]}"
+    return directory / f"{space_token}{FORMAT_SUFFIX[format]}"
 
 
 def check_directory(dest_dir: str | os.PathLike[str]) -> Path:

@@ -23,15 +23,18 @@ import sys
 import textwrap
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, NoReturn
 
 from . import _commands
 from ._commands import DEMO_NAME, EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ._dates import parse_datetime
 from ._export import FORMATS
 from ._params import AUTH_SCHEME_ENV, AUTH_SCHEMES, BASE_URL_ENV, ORG_ENV, TOKEN_ENV
 from ._progress import DEFAULT_INTERVAL, print_line
 from ._redact import Redactor
+from ._spaces import DEFAULT_SPACES_AT_ONCE
+from ._sync import DEFAULT_LOOKBACK
 from ._version import __version__
 
 __all__ = ["main"]
@@ -178,17 +181,13 @@ def parse_date(text: str) -> float:
     value = text.strip()
     if _EPOCH.fullmatch(value):
         return float(value)
-    if value[-1:] in ("Z", "z"):
-        value = value[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take "Z"
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
+    # The server's own timestamp reader: the same forms on every Python version.
+    when = parse_datetime(value)
+    if when is None:
         raise argparse.ArgumentTypeError(
             f"expected an ISO date (2026-01-31), datetime (2026-01-31T08:00:00Z) or epoch "
             f"seconds, got {text!r}"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        )
     return when.timestamp()
 
 
@@ -418,9 +417,10 @@ def _add_sources(parser: argparse.ArgumentParser) -> None:
     org.add_argument(
         "--spaces-at-once",
         type=_positive_int,
-        default=4,
+        default=DEFAULT_SPACES_AT_ONCE,
         metavar="N",
-        help="spaces exported at the same time by --all-spaces, sharing --concurrency (default: 4)",
+        help="spaces exported at the same time by --all-spaces, sharing --concurrency "
+        f"(default: {DEFAULT_SPACES_AT_ONCE})",
     )
     org.add_argument(
         "--run",
@@ -449,22 +449,9 @@ def _add_runs(commands: Any, common: argparse.ArgumentParser) -> None:
     runs_list.set_defaults(handler=_commands.run_runs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole ``unpod-async`` command line."""
-    common = _global_options(suppress=True)
-    parser = _Parser(
-        prog="unpod-async",
-        description="Fast, safe client for the Unpod platform API.",
-        parents=[_global_options(suppress=False)],
-        epilog=_epilog(),
-    )
-    parser.add_argument("--version", action="version", version=f"unpod-async {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    # tasks
-    tasks = commands.add_parser("tasks", help="read a space's tasks")
-    tasks_cmds = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
-
+def _add_export(tasks_cmds: Any, common: argparse.ArgumentParser) -> None:
+    """``tasks export [SPACE_TOKEN]``: a space, a run, an agent or every space, from the
+    server or (``--from-db``) a store."""
     export = tasks_cmds.add_parser(
         "export",
         parents=[common],
@@ -530,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_commands.run_export, check=_commands.export_sources_problem, parser=export
     )
 
+
+def _add_sync(tasks_cmds: Any, common: argparse.ArgumentParser) -> None:
+    """``tasks sync SPACE_TOKEN --db FILE``."""
     sync = tasks_cmds.add_parser(
         "sync",
         parents=[common],
@@ -551,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--lookback",
         type=parse_duration,
-        default=timedelta(hours=24),
+        default=DEFAULT_LOOKBACK,
         metavar="DURATION",
         help="read again the tasks created within this long (post-call data lands after a "
         "call ends): 24h (default), 90m, 2d, 0",
@@ -573,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     _display_options(sync)
     sync.set_defaults(handler=_commands.run_sync)
 
+
+def _add_get(tasks_cmds: Any, common: argparse.ArgumentParser) -> None:
+    """``tasks get SPACE_TOKEN``: one page as JSON."""
     get = tasks_cmds.add_parser(
         "get", parents=[common], help="print one page of a space's tasks as JSON"
     )
@@ -584,9 +577,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(get)
     get.set_defaults(handler=_commands.run_get)
 
-    _add_runs(commands, common)
 
-    # spaces / orgs
+def _add_tasks(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``tasks export``, ``tasks sync`` and ``tasks get``."""
+    tasks = commands.add_parser("tasks", help="read a space's tasks")
+    tasks_cmds = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
+    _add_export(tasks_cmds, common)
+    _add_sync(tasks_cmds, common)
+    _add_get(tasks_cmds, common)
+
+
+def _add_spaces(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``spaces list``."""
     spaces = commands.add_parser("spaces", help="the spaces of an organization")
     spaces_cmds = spaces.add_subparsers(dest="spaces_command", metavar="ACTION", required=True)
     spaces_list = spaces_cmds.add_parser(
@@ -595,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     spaces_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     spaces_list.set_defaults(handler=_commands.run_spaces)
 
+
+def _add_orgs(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``orgs list``."""
     orgs = commands.add_parser("orgs", help="the organizations of the token")
     orgs_cmds = orgs.add_subparsers(dest="orgs_command", metavar="ACTION", required=True)
     orgs_list = orgs_cmds.add_parser(
@@ -605,7 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     orgs_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     orgs_list.set_defaults(handler=_commands.run_orgs)
 
-    # demo / simulate: no connection options (they talk to their own simulator, or serve it)
+
+def _add_demo(commands: Any) -> None:
+    """``demo``: no connection options (it talks to its own simulator)."""
     demo = commands.add_parser(
         "demo",
         help="export a simulated space end to end (no account needed)",
@@ -635,6 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     _display_options(demo)
     demo.set_defaults(handler=_commands.run_demo)
 
+
+def _add_simulate(commands: Any) -> None:
+    """``simulate``: no connection options (it serves the simulator)."""
     simulate = commands.add_parser(
         "simulate",
         help="serve the simulated API until Ctrl-C",
@@ -677,27 +687,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve at most N tasks a page, whatever is asked (default: no cap)",
     )
     simulate.set_defaults(handler=_commands.run_simulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``unpod-async`` command line."""
+    common = _global_options(suppress=True)
+    parser = _Parser(
+        prog="unpod-async",
+        description="Fast, safe client for the Unpod platform API.",
+        parents=[_global_options(suppress=False)],
+        epilog=_epilog(),
+    )
+    parser.add_argument("--version", action="version", version=f"unpod-async {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    _add_tasks(commands, common)
+    _add_runs(commands, common)
+    _add_spaces(commands, common)
+    _add_orgs(commands, common)
+    _add_demo(commands)
+    _add_simulate(commands)
     return parser
-
-
-_GLOBALS = {
-    "token": None,
-    "org_handle": None,
-    "base_url": None,
-    "auth_scheme": None,
-    "allow_insecure_http": None,
-    "concurrency": None,
-    "timeout": None,
-    "max_retries": None,
-    "verbose": 0,
-}
-
-
-def _fill_defaults(args: argparse.Namespace) -> None:
-    """Global options given nowhere: the values argparse left out (see ``_global_options``)."""
-    for name, value in _GLOBALS.items():
-        if not hasattr(args, name) or (name == "verbose" and args.verbose is None):
-            setattr(args, name, value)
 
 
 @contextmanager
@@ -754,7 +764,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     finally:
         _Parser.redact = None
-    _fill_defaults(args)
     redact.add(args.token)
     handler: Handler = args.handler
 

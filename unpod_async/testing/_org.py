@@ -117,15 +117,17 @@ PAGED_ROUTES: Final = frozenset({"tasks", "runs", "run_tasks", "agent_tasks"})
 AGENT_PAGE_SIZE: Final = 20
 RUNS_FAILED: Final = "Runs Fetch Failed"
 TASKS_FAILED: Final = "Tasks Fetch Failed"
-_PREFIX: Final = "/api/v2/platform/"
+# The server's own prefix, written out (not the client's constant): a client that sent
+# another would be caught.
+API_PREFIX: Final = "/api/v2/platform/"
 _encode = msgspec.json.Encoder().encode
 
 
 def org_route(path: str) -> tuple[str, tuple[str, ...]] | None:
     """``(route, arguments)`` of a runs or agents path, or ``None``."""
-    if not path.startswith(_PREFIX):
+    if not path.startswith(API_PREFIX):
         return None
-    parts = path[len(_PREFIX) :].split("/")
+    parts = path[len(API_PREFIX) :].split("/")
     if len(parts) == 4 and parts[0] == "spaces" and parts[1] and parts[2:] == ["runs", ""]:
         return "runs", (parts[1],)
     if (

@@ -48,11 +48,17 @@ from ._faults import (
     reset_mid_body,
     slow_body,
 )
-from ._org import PAGED_ROUTES, BadRequest, org_route, parse_int, serve_org, space_document
+from ._org import (
+    API_PREFIX,
+    PAGED_ROUTES,
+    BadRequest,
+    org_route,
+    parse_int,
+    serve_org,
+    space_document,
+)
 
 __all__ = ["FAULT_KINDS", "Fault", "RequestRecord", "Simulator", "serve"]
-
-API_PREFIX: Final = "/api/v2/platform/"
 
 # aiohttp transparently retries an idempotent request once when the connection drops before
 # the response; a "reset" fault also resets that retry if it comes within this many seconds.
@@ -111,10 +117,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-# A query parameter the backend cannot handle (answered with 206 "Tasks Fetch Failed").
-_BadRequest = BadRequest
 
 
 # legacy: (statuses, call_type, from_ts, to_ts, search)
@@ -707,7 +709,7 @@ class Simulator:
             return json_response(
                 206, {"status_code": 206, "message": "Invalid Space Token", "data": {}}
             )
-        page = _parse_int(query.get("page", "1"))
+        page = parse_int(query.get("page", "1"))
         record.page = page
         legacy_params = self.legacy_params
         if legacy_params and "space_id" in query:
@@ -739,18 +741,18 @@ class Simulator:
         try:
             if legacy_params:
                 if page is None or page <= 0:
-                    raise _BadRequest("Invalid page.")
+                    raise BadRequest("Invalid page.")
                 size_text = query.get("page_size")
-                size = self.default_page_size if size_text is None else _parse_int(size_text)
+                size = self.default_page_size if size_text is None else parse_int(size_text)
                 if size is None or size < 0:
-                    raise _BadRequest("Invalid page size.")
+                    raise BadRequest("Invalid page size.")
             else:
                 page, size = self._real_page(page, query.get("page_size"))
             cap = self.page_size_cap
             if cap is not None and (size == 0 or abs(size) > cap):
                 size = cap
             key = _filter_key(query) if self.legacy_filters else _real_filter_key(query)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return fetch_failed(exc.errors)
 
         hook = self.on_request
@@ -812,13 +814,13 @@ class Simulator:
     ) -> tuple[int, int]:
         """``page`` and ``page_size`` as the backend reads them (Mongo's skip and limit)."""
         page = 1 if page is None else page
-        size = _parse_int(size_text) if size_text is not None else None
+        size = parse_int(size_text) if size_text is not None else None
         if size is None:
             size = self.default_page_size if default is None else default
         if page <= 0 or (page - 1) * size < 0:
-            raise _BadRequest({"detail": "skip must be >= 0"})
+            raise BadRequest({"detail": "skip must be >= 0"})
         if (page - 1) * size >= _MAX_SKIP or abs(size) >= _MAX_SKIP:
-            raise _BadRequest({"detail": "MongoDB can only handle up to 8-byte ints"})
+            raise BadRequest({"detail": "MongoDB can only handle up to 8-byte ints"})
         return page, size
 
     def _select(self, key: _FilterKey) -> list[TaskRecord]:
@@ -891,9 +893,6 @@ def _overridden(raw: bytes, changes: dict[str, Any]) -> bytes:
     return _encode(doc)
 
 
-_parse_int = parse_int
-
-
 def _parse_ts(query: dict[str, str], name: str) -> float | None:
     text = query.get(name)
     if text is None or not text.strip():
@@ -901,7 +900,7 @@ def _parse_ts(query: dict[str, str], name: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise _BadRequest(f"Invalid {name}.") from None
+        raise BadRequest(f"Invalid {name}.") from None
 
 
 def _real_filter_key(query: dict[str, str]) -> _FilterKey:
@@ -921,7 +920,7 @@ def _real_filter_key(query: dict[str, str]) -> _FilterKey:
         try:
             re.compile(pattern, re.IGNORECASE)
         except re.error as exc:
-            raise _BadRequest({"detail": f"Regular expression is invalid: {exc}"}) from None
+            raise BadRequest({"detail": f"Regular expression is invalid: {exc}"}) from None
     return (
         "real",
         labels,
