@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -191,34 +193,42 @@ class WriteAPI(ReadAPI):
         filters_id = where.identity()
         if format == "csv":
             filters_id += f"|guard={options.csv_formula_guard}"
-        job = ExportJob.prepare(
-            path,
-            format=format,
-            page_size=page_size,
-            resume=settings.resume,
-            progress=progress,
-            identity=Identity(
-                space=source,
+        # In a thread: resuming reads the partial file back (its keys), which may be large.
+        job = await asyncio.to_thread(
+            partial(
+                ExportJob.prepare,
+                path,
                 format=format,
                 page_size=page_size,
-                filters=filters_id,
-                base_url=self.base_url,
-                org_handle=self.org_handle,
-                token=self._token,
-            ),
-            options=options,
+                resume=settings.resume,
+                progress=progress,
+                identity=Identity(
+                    space=source,
+                    format=format,
+                    page_size=page_size,
+                    filters=filters_id,
+                    base_url=self.base_url,
+                    org_handle=self.org_handle,
+                    token=self._token,
+                ),
+                options=options,
+            )
         )
-        pages = self._stream(
-            url_for,
-            job.decode,
-            page_size=page_size,
-            deadline=settings.deadline,
-            stats=job.stats,
-            seen=job.seen,
-            resume=job.resume_point,
-            strict=settings.strict,
-            read_ahead_bytes=read_ahead_bytes,
-        )
+        try:
+            pages = self._stream(
+                url_for,
+                job.decode,
+                page_size=page_size,
+                deadline=settings.deadline,
+                stats=job.stats,
+                seen=job.seen,
+                resume=job.resume_point,
+                strict=settings.strict,
+                read_ahead_bytes=read_ahead_bytes,
+            )
+        except BaseException:
+            job.release()
+            raise
         return await job.run(pages)
 
     async def sync_tasks(

@@ -37,6 +37,7 @@ from ._atomic import (
 from ._checkpoint import Identity
 from ._decode import PageDecoder, decode_raw_page
 from ._errors import ExportError
+from ._oslock import LockHeld, OsLock
 from ._page import Page, PullStats, ResumePoint
 from ._params import TaskFilter, TaskFilterArgs, check_positive, check_seconds
 from ._seen import SeenKeys
@@ -202,14 +203,16 @@ class _Counter(io.RawIOBase):
         self._stream.flush()
 
 
-# Pages handed to the writer thread and not yet written: enough to keep it busy while the
-# event loop decodes the next ones, few enough to stay a few MB.
-_MAX_PENDING = 8
+# Pages handed to a worker thread (an export's writer, a sync's store) and not yet written:
+# enough to keep it busy while the event loop decodes the next ones, few enough to stay a few MB.
+MAX_PENDING = 8
 # A resumable export makes its data durable and moves its checkpoint at most this often.
 _CHECKPOINT_EVERY = 0.5
 
 
-def _quiet(future: asyncio.Future[Any]) -> None:
+def quiet(future: asyncio.Future[Any]) -> None:
+    """A done-callback that retrieves a future's error (a consequence of another one), so
+    that asyncio does not log it as never retrieved."""
     if not future.cancelled():
         future.exception()
 
@@ -247,6 +250,7 @@ class _FileSink(_Sink):
         self._file = file
         self._last_save = -math.inf
         self.failed = False
+        self.closed = False  # finish() has closed the writer and the file: nothing to save
         self._tasks = job.state.tasks  # tasks in the file (this thread's own count)
 
     def write(self, page: Page[Any]) -> tuple[int, int]:
@@ -279,11 +283,22 @@ class _FileSink(_Sink):
         _checkpoint.save(job.checkpoint_path, job.state)
 
     def finish(self) -> int:
-        self._writer.close()
         file, job = self._file, self._job
+        # From here on the writer and the file are closed: should putting the file in place
+        # fail, the last checkpoint saved is the one a rerun resumes from (it counts only
+        # data on disk; not saving one here spares a rerun a pass re-read to check).
+        self.closed = True
+        self._writer.close()
         file.finish()
         source = job.convert_spool(file) if job.spooled else None
-        size = file.commit(source)
+        try:
+            size = file.commit(source)
+        except BaseException:
+            if source is not None:  # the spool and its checkpoint stay: a rerun converts again
+                source.unlink(missing_ok=True)
+            raise
+        if source is not None:
+            file.partial.unlink(missing_ok=True)
         if job.checkpoint_path is not None:
             job.checkpoint_path.unlink(missing_ok=True)
         return size
@@ -323,6 +338,7 @@ class ExportJob:
         self.seen: SeenKeys | None = None
         self.resume_point: ResumePoint | None = None
         self.resumed_pages = 0
+        self.lock: OsLock | None = None  # a resumable export's, from prepare to run's end
 
     @classmethod
     def prepare(
@@ -355,9 +371,11 @@ class ExportJob:
             raise TypeError(f"path must be a path, '-' or a binary stream, not {type(dest)!r}")
         if stream is not None and resume:
             raise ValueError("resume=True needs a file path, not a stream")
-        file = checkpoint = None
+        file = checkpoint = lock = None
         if path is not None:
             check_destination(path)
+            if resume:
+                lock = _lock_export(path)
             remove_stale_temps(path)
             if resume:
                 stem = f".{path.name}"
@@ -365,22 +383,28 @@ class ExportJob:
                 checkpoint = path.with_name(f"{stem}.unpod-resume")
             else:
                 file = AtomicFile(path)
-        job = cls(
-            format=format,
-            page_size=page_size,
-            progress=progress,
-            stream=stream,
-            file=file,
-            checkpoint=checkpoint,
-            identity=identity,
-            options=options,
-        )
         try:
-            job._load_checkpoint()
-        except OSError as exc:  # the partial file beside the destination: name the destination
-            raise ExportError(
-                f"cannot resume {path}: {exc.strerror or exc}", path=str(path), errno=exc.errno
-            ) from None
+            job = cls(
+                format=format,
+                page_size=page_size,
+                progress=progress,
+                stream=stream,
+                file=file,
+                checkpoint=checkpoint,
+                identity=identity,
+                options=options,
+            )
+            job.lock = lock
+            try:
+                job._load_checkpoint()
+            except OSError as exc:  # the partial file beside the destination: name that
+                raise ExportError(
+                    f"cannot resume {path}: {exc.strerror or exc}", path=str(path), errno=exc.errno
+                ) from None
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         return job
 
     @property
@@ -478,6 +502,17 @@ class ExportJob:
 
     async def run(self, pages: AsyncGenerator[Page[Any], None]) -> ExportStats:
         """Write every page of ``pages`` and put the file in place; the export's figures."""
+        try:
+            return await self._run(pages)
+        finally:
+            self.release()  # last: after the file, its partial and checkpoint
+
+    def release(self) -> None:
+        """Let go of the job's lock (done by :meth:`run`; for a job that will not run)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    async def _run(self, pages: AsyncGenerator[Page[Any], None]) -> ExportStats:
         started = time.monotonic()
         async with aclosing(pages):
             sink = self._open()
@@ -514,10 +549,14 @@ class ExportJob:
         """After a failure or a cancel: let the writes handed over end, keep what they wrote
         resumable (a last checkpoint, unless a write failed), and clean up."""
         for write, _ in pending:  # their errors, if any, are this one's consequences
-            write.add_done_callback(_quiet)
+            write.add_done_callback(quiet)
         if executor is not None:
             executor.shutdown(wait=True)
-        if isinstance(sink, _FileSink) and self.checkpoint_path is not None and not sink.failed:
+        if (
+            isinstance(sink, _FileSink)
+            and self.checkpoint_path is not None
+            and not (sink.failed or sink.closed)  # closed: the last checkpoint saved stands
+        ):
             with contextlib.suppress(OSError):
                 sink.save_checkpoint()
         sink.abort()
@@ -543,7 +582,7 @@ class ExportJob:
     ) -> None:
         stats = self.stats
         written = self.resumed_pages
-        limit = _MAX_PENDING if executor is not None else 0
+        limit = MAX_PENDING if executor is not None else 0
         kept = self.state.tasks  # tasks in the file
 
         async def done() -> None:
@@ -590,8 +629,7 @@ class ExportJob:
         except BaseException:
             final.unlink(missing_ok=True)
             raise
-        file.partial.unlink()
-        return final
+        return final  # the spool goes once this is in place (a rerun resumes from it till then)
 
     def _result(self, size: int, seconds: float) -> ExportStats:
         stats = self.stats
@@ -614,3 +652,29 @@ class ExportJob:
             result.duplicates,
         )
         return result
+
+
+def _lock_export(path: Path) -> OsLock:
+    """Hold the lock of a resumable export to ``path`` (its partial file and checkpoint are
+    one export's), or refuse: another is running.
+
+    The lock file, ``NAME.unpod-lock``, is beside the output as a sync's is beside its store
+    (not hidden: the hidden files are the export's data); it is removed when the export ends,
+    however it ends. One a killed export left is taken over, then removed, by the next.
+    """
+    lock_path = path.with_name(f"{path.name}.unpod-lock")
+    try:
+        return OsLock.acquire(lock_path, remove=True)
+    except LockHeld as held:
+        who = f" (process {held.holder})" if held.holder is not None else ""
+        raise ExportError(
+            f"{path} is being exported by another resumable export{who}: "
+            "one resumable export of a file at a time",
+            path=str(path),
+        ) from None
+    except OSError as exc:
+        raise ExportError(
+            f"cannot create {path}: {exc.strerror or exc} (in {path.parent})",
+            path=str(path),
+            errno=exc.errno,
+        ) from None

@@ -30,8 +30,8 @@ import contextlib
 import math
 import os
 import sqlite3
-import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -41,21 +41,9 @@ from ._atomic import create_private
 from ._checkpoint import Identity, server_mismatch
 from ._dates import epoch_of, parse_datetime
 from ._errors import SyncError
+from ._oslock import LockHeld, OsLock
 
-if sys.platform == "win32":
-    import msvcrt
-
-    def _try_lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-__all__ = ["SCHEMA_VERSION", "Row", "Store", "SyncPlan", "stamp_of"]
+__all__ = ["SCHEMA_VERSION", "Row", "Store", "SyncPlan", "close_opened", "stamp_of"]
 
 SCHEMA_VERSION = 1
 _BATCH = 500  # keys per IN (...) list: under every SQLite build's limit on parameters
@@ -134,7 +122,7 @@ class SyncPlan:
 class Store:
     """One connection to a store file (see the module's docstring for the schema)."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection, lock: int | None) -> None:
+    def __init__(self, path: Path, connection: sqlite3.Connection, lock: OsLock | None) -> None:
         self.path = path
         self._db = connection
         self._lock = lock
@@ -145,14 +133,13 @@ class Store:
         lock = _lock(path) if sync else None
         try:
             if sync:
-                with contextlib.suppress(FileExistsError):
-                    create_private(path, exclusive=True).close()  # it holds personal data
+                _create(path)
             elif not path.is_file():
                 raise SyncError(f"no store at {path}: run `tasks sync` first")
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
         except BaseException:
             if lock is not None:
-                os.close(lock)
+                lock.release()
             raise
         store = cls(path, db, lock)
         try:
@@ -200,7 +187,7 @@ class Store:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         if self._lock is not None:
-            os.close(self._lock)  # releases the lock
+            self._lock.release()
             self._lock = None
 
     @contextlib.contextmanager
@@ -452,22 +439,34 @@ def _epoch(created: str | None) -> float:
     return -math.inf if when is None else when
 
 
-def _lock(path: Path) -> int:
+def close_opened(opening: Future[Store]) -> None:
+    """Close the store ``opening`` (a :meth:`Store.open` handed to the store's thread) opened,
+    if it did. Run in that thread after it: whoever awaited the open may have been cancelled
+    meanwhile, and then no one took the store (nor its lock) it returned."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
+def _create(path: Path) -> None:
+    """Create the store's file if there is none, readable by its owner only (it holds
+    personal data)."""
+    try:
+        create_private(path, exclusive=True).close()
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise SyncError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+
+def _lock(path: Path) -> OsLock:
     """Hold the store's lock file, or refuse: another sync of the same file is running."""
     lock_path = path.with_name(path.name + ".lock")
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except OSError as exc:
-        raise SyncError(f"cannot open {lock_path}: {exc.strerror or exc}") from None
-    try:
-        _try_lock(fd)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip()
-        os.close(fd)
-        who = f" (process {holder})" if holder.isdigit() else ""
+        return OsLock.acquire(lock_path)
+    except LockHeld as held:
+        who = f" (process {held.holder})" if held.holder is not None else ""
         raise SyncError(
             f"{path} is being synced by another sync{who}: one sync of a file at a time"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+    except OSError as exc:
+        raise SyncError(f"cannot open {lock_path}: {exc.strerror or exc}") from None

@@ -26,7 +26,7 @@ from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallba
 from ._page import Page, PullStats, ceil_div
 from ._params import Status, TaskFilter, Timestamp
 from ._redact import Secret
-from ._store import Store
+from ._store import Store, close_opened
 from ._writers import WriterOptions
 
 __all__ = ["export_from_db"]
@@ -88,9 +88,9 @@ async def _stored_pages(
     def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         return loop.run_in_executor(executor, partial(fn, *args, **kwargs))
 
-    store: Store | None = None
+    opening = executor.submit(Store.open, db, sync=False)  # closed by close_opened, as a sync's
     try:
-        store = opened = await call(Store.open, db, sync=False)
+        opened = await asyncio.wrap_future(opening)
         total = await call(opened.count, space)
         stats.passes = 1
         stats.expected = stats.last_count = total
@@ -108,6 +108,5 @@ async def _stored_pages(
     except sqlite3.Error as exc:
         raise SyncError(f"cannot read the store {db}: {exc}") from None
     finally:
-        if store is not None:
-            executor.submit(store.close)
+        executor.submit(close_opened, opening)  # after the open, in its thread
         executor.shutdown(wait=True)

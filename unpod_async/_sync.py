@@ -46,9 +46,9 @@ from ._checkpoint import Identity
 from ._dates import epoch_of
 from ._decode import Key, RawTasks
 from ._errors import ResponseDecodeError, SyncError
-from ._export import ExportProgress, ProgressCallback
+from ._export import MAX_PENDING, ExportProgress, ProgressCallback, quiet
 from ._page import Horizon, Page, PullStats
-from ._store import Row, Store, SyncPlan
+from ._store import Row, Store, SyncPlan, close_opened
 
 __all__ = [
     "DEFAULT_LOOKBACK",
@@ -66,8 +66,6 @@ T = TypeVar("T")
 #: The statuses after which a task no longer changes (any other status, or none, is open).
 FINAL_STATUSES = frozenset({"completed", "failed", "partially_completed"})
 DEFAULT_LOOKBACK = timedelta(hours=24)
-# Pages handed to the store's thread and not yet committed.
-_MAX_PENDING = 8
 
 Pull = Callable[[PullStats, Horizon | None], AsyncGenerator[Page[RawTasks], None]]
 
@@ -214,11 +212,6 @@ def _statuses(value: Iterable[str]) -> frozenset[str]:
     return frozenset(value)
 
 
-def _quiet(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 class SyncJob:
     """One sync of one space into one store file, from checked arguments to :class:`SyncStats`."""
 
@@ -287,10 +280,12 @@ class SyncJob:
         def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
             return loop.run_in_executor(executor, partial(fn, *args, **kwargs))
 
-        store: Store | None = None
         pending: deque[asyncio.Future[tuple[int, int, int]]] = deque()
+        # Submitted, not run_in_executor: a cancel while it runs drops the asyncio side's
+        # result, and the store (its lock held) would be left open; close_opened closes it.
+        opening = executor.submit(Store.open, self.db, sync=True)
         try:
-            store = opened = await call(Store.open, self.db, sync=True)
+            opened = await asyncio.wrap_future(opening)
             plan = await call(
                 opened.begin,
                 self.space,
@@ -323,9 +318,8 @@ class SyncJob:
             raise SyncError(f"cannot use the store {self.db}: {exc}") from None
         finally:
             for future in pending:  # their errors, if any, are this one's consequences
-                future.add_done_callback(_quiet)
-            if store is not None:
-                executor.submit(store.close)
+                future.add_done_callback(quiet)
+            executor.submit(close_opened, opening)  # after the open, in its thread
             executor.shutdown(wait=True)
         return self._result(counts, deleted, stored, full=plan.full, advanced=advance)
 
@@ -353,7 +347,7 @@ class SyncJob:
         async with aclosing(pages):
             async for page in pages:
                 pending.append(write(rows_of(page)))
-                await settle(_MAX_PENDING)
+                await settle(MAX_PENDING)
             await settle(0)
         return counts
 
