@@ -171,3 +171,28 @@ async def test_the_space_moving_while_a_page_is_read_in_pieces_loses_no_readable
     # The pieces of one page are many requests: an arrival among them shifts the tasks
     # between pieces, and the pull must notice and read what moved.
     await _pull_poisoned_live(450, at)
+
+
+async def test_a_poisoned_page_whose_last_attempt_meets_a_passing_fault_is_still_read_in_pieces() -> (
+    None
+):
+    # The whole page answers 206 "Tasks Fetch Failed" (the poisoned task), then a proxy's 503
+    # on its last attempt: what the page's retries learnt is the 206, so it is read in pieces.
+    space = Poisoned(1000, {321})
+    inner = space.handler
+    whole_page_reads = 0
+
+    async def last_attempt_503(request: web.Request) -> web.Response:
+        nonlocal whole_page_reads
+        if request.query["page"] == "4" and request.query["page_size"] == "100":
+            whole_page_reads += 1
+            if whole_page_reads == 3:  # the last of 1 + max_retries=2 attempts
+                return web.Response(status=503, text="<h1>busy</h1>", content_type="text/html")
+        return await inner(request)
+
+    async with tasks_server(last_attempt_503) as url, client(url, max_retries=2) as c:
+        tasks = c.iter_tasks(SPACE, page_size=100)
+        got = [t.task_id async for t in tasks]
+    assert whole_page_reads == 3
+    assert got == space.readable()
+    assert tasks.stats.skipped == [321]

@@ -198,6 +198,9 @@ def _retryer(
     on_retry: Callable[[BaseException, float], None] | None,
 ) -> tenacity.AsyncRetrying:
     """The tenacity retryer of one request: ``policy``'s retries, within ``deadline``."""
+    # The transient 206 an attempt answered, if any: a page one stored task poisons answers
+    # it every time, a proxy's passing fault in between or last does not change what it is.
+    fetch_failed: BusinessLogicError | None = None
 
     def stop(state: tenacity.RetryCallState) -> bool:
         if state.attempt_number > policy.max_retries:
@@ -209,8 +212,11 @@ def _retryer(
         return retry_delay(policy, state.attempt_number, exc)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
+        nonlocal fetch_failed
         exc = state.outcome.exception() if state.outcome else None
         assert exc is not None
+        if isinstance(exc, BusinessLogicError):
+            fetch_failed = exc
         wait_s = state.upcoming_sleep
         notice = RetryNotice(
             page, state.attempt_number + 1, policy.max_retries + 1, wait_s, describe(exc)
@@ -235,6 +241,8 @@ def _retryer(
             raise DeadlineExceededError(
                 f"deadline reached while retrying after {describe(exc)}", page=page
             )
+        if fetch_failed is not None and not isinstance(exc, BusinessLogicError):
+            raise fetch_failed from exc  # the page's own failure, not the last passing fault
         return state.outcome.result()  # re-raises the last attempt's own error
 
     return tenacity.AsyncRetrying(
