@@ -39,8 +39,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
 from ._atomic import check_destination
 from ._checkpoint import Identity
 from ._dates import epoch_of
@@ -49,6 +47,7 @@ from ._errors import ResponseDecodeError, SyncError
 from ._export import MAX_PENDING, ExportProgress, ProgressCallback, quiet
 from ._page import Horizon, Page, PullStats
 from ._store import Row, Store, SyncPlan, close_opened
+from ._writers import task_lines
 
 __all__ = [
     "DEFAULT_LOOKBACK",
@@ -133,10 +132,10 @@ def rows_of(page: Page[RawTasks]) -> list[Row]:
     views = page.select(payload.views)
     keys = page.select(page.keys)
     rows = []
-    for key, raw, view in zip(keys, raws, views, strict=True):
-        data = msgspec.json.format(bytes(raw), indent=0) if payload.multiline else bytes(raw)
+    lines = task_lines(raws, payload.multiline)
+    for key, line, view in zip(keys, lines, views, strict=True):
         try:
-            text = data.decode()
+            text = str(line, "utf-8")
         except UnicodeDecodeError:
             raise ResponseDecodeError(
                 f"task {store_key(key)} of page {page.number} is not valid UTF-8"
@@ -302,7 +301,15 @@ class SyncJob:
                     return call(opened.known, self.space, keys, synced_at)
 
                 self._horizon = _HeadHorizon(plan, known)
-            write = partial(call, opened.upsert, self.space, stamp=plan.stamp, fresh=plan.fresh)
+
+            def write(page: Page[RawTasks]) -> asyncio.Future[tuple[int, int, int]]:
+                # The rows are made in the store's thread too: per-task work, off the loop.
+                def store() -> tuple[int, int, int]:
+                    rows = rows_of(page)
+                    return opened.upsert(self.space, rows, stamp=plan.stamp, fresh=plan.fresh)
+
+                return call(store)
+
             counts = await self._store_pages(pull(stats, self._horizon), write, pending)
             advance = stats.missing == 0 and stats.stopped is None
             deleted, stored = await call(
@@ -326,7 +333,7 @@ class SyncJob:
     async def _store_pages(
         self,
         pages: AsyncGenerator[Page[RawTasks], None],
-        write: Callable[[list[Row]], asyncio.Future[tuple[int, int, int]]],
+        write: Callable[[Page[RawTasks]], asyncio.Future[tuple[int, int, int]]],
         pending: deque[asyncio.Future[tuple[int, int, int]]],
     ) -> list[int]:
         """Hand each page to the store's thread as it comes (a few at a time in flight, in
@@ -346,7 +353,7 @@ class SyncJob:
 
         async with aclosing(pages):
             async for page in pages:
-                pending.append(write(rows_of(page)))
+                pending.append(write(page))
                 await settle(MAX_PENDING)
             await settle(0)
         return counts

@@ -86,6 +86,14 @@ def _decoded(raws: Sequence[msgspec.Raw]) -> list[Any]:
     return decoded
 
 
+def task_lines(raws: Sequence[Any], multiline: bool) -> Sequence[Any]:
+    """Each task's JSON on one line, as a JSONL export writes it: the server's own bytes,
+    compacted when the page was pretty-printed (``multiline``)."""
+    if multiline:
+        return [msgspec.json.format(bytes(raw), indent=0) for raw in raws]
+    return raws
+
+
 class JsonlWriter:
     """One task per line, exactly the bytes the server sent (compacted if it pretty-printed)."""
 
@@ -94,11 +102,9 @@ class JsonlWriter:
         self._where = (options or WriterOptions()).where
 
     def write(self, page: Page[Any]) -> int:
-        raws: Sequence[Any] = selected_raws(page, self._where)
+        raws = task_lines(selected_raws(page, self._where), page.payload.multiline)
         if not raws:
             return 0
-        if page.payload.multiline:
-            raws = [msgspec.json.format(bytes(raw), indent=0) for raw in raws]
         self._out.write(b"\n".join(raws))
         self._out.write(b"\n")
         return len(raws)
