@@ -374,16 +374,14 @@ async def export_with_display(
     label: str,
     output: str | Path,
     fmt: Format,
-    export: Callable[..., Awaitable[ExportStats]] | None = None,
+    export: Callable[..., Awaitable[ExportStats]],
     **options: Any,
 ) -> ExportStats:
-    """Run one export (``export``, by default ``client.export_tasks`` of the space ``label``
-    names) with the header line and the progress display; its stats. ``label`` says what is
-    exported: ``space TOKEN``, ``space TOKEN run ID``, ``agent HANDLE``."""
+    """Run one export (``export(output, format=, progress=, **options)``) with the header
+    line and the progress display; its stats. ``label`` says what is exported: ``space
+    TOKEN``, ``space TOKEN run ID``, ``agent HANDLE``."""
     where = "stdout" if output == "-" else str(output)
     err(f"exporting {label} from {host_of(client.base_url)} to {where} ({fmt})")
-    if export is None:
-        export = functools.partial(client.export_tasks, label.removeprefix("space "))
     with display_for(args, str(output), host_of(client.base_url)) as display:
         return await export(output, format=fmt, progress=display.update, **options)
 
@@ -661,7 +659,10 @@ async def run_demo(args: argparse.Namespace) -> int:
         client = UnpodClient(sim.token, sim.org_handle, base_url=sim.base_url, **options)
         await stack.enter_async_context(client)
         label = f"space {sim.space_token}"
-        stats = await export_with_display(client, args, label, path, fmt, page_size=args.page_size)
+        export = functools.partial(client.export_tasks, sim.space_token)
+        stats = await export_with_display(
+            client, args, label, path, fmt, export, page_size=args.page_size
+        )
     code = report(stats, label)
     if temporary:
         err(
