@@ -100,13 +100,6 @@ class _TypedPage(msgspec.Struct, gc=False):
     data: tuple[Task, ...] = ()
 
 
-class ErrorEnvelope(msgspec.Struct, gc=False):
-    """``{status_code, message, data: {}}``: what a failure carries where a page was due."""
-
-    status_code: Any = None
-    message: Any = None
-
-
 class ListEnvelope(msgspec.Struct, Generic[T], gc=False):
     """``{status_code, message, data: [...]}`` of the endpoints that are not paged."""
 
@@ -122,7 +115,6 @@ RAW_PAGE_DECODER = msgspec.json.Decoder(RawPage)
 KEYS_PAGE_DECODER = msgspec.json.Decoder(KeysPage)
 KEYS_DECODER = msgspec.json.Decoder(list[TaskKey])
 KEY_DECODER = msgspec.json.Decoder(TaskKey)
-ERROR_DECODER = msgspec.json.Decoder(ErrorEnvelope)
 SPACES_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Space])
 ORGS_ENVELOPE_DECODER = msgspec.json.Decoder(ListEnvelope[Organization])
 _ENCODER = msgspec.json.Encoder()
@@ -201,28 +193,13 @@ def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[list[Key], list[
     return keys_of(views, raws), views
 
 
-def _error_envelope(body: bytes) -> Decoded[Any] | None:
-    """A failure envelope (``data: {}`` where a list was due) whose ``status_code`` is an
-    error: decoded, so that ``_response`` raises the error it stands for. ``None`` otherwise
-    (the shape error then stands)."""
-    try:
-        envelope = ERROR_DECODER.decode(body)
-    except msgspec.ValidationError:
-        return None
-    status = envelope.status_code
-    if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
-        message = envelope.message if isinstance(envelope.message, str) else None
-        return Decoded(0, [], TasksPage(status_code=status, message=message), status)
-    return None
-
-
 def _repair_typed_page(body: bytes) -> Decoded[TasksPage] | None:
     """The page decoded task by task, the tasks that fail decoded leniently; ``None`` if the
     envelope itself is not a page (then the typed decode's error stands)."""
     try:
         raw: RawPage = RAW_PAGE_DECODER.decode(body)
     except msgspec.ValidationError:
-        return _error_envelope(body)
+        return None
     tasks: list[Task] = []
     repaired = 0
     decode = TASK_DECODER.decode
@@ -321,13 +298,7 @@ def check_utf8(body: bytes) -> None:
 
 
 def decode_raw_page(body: bytes) -> Decoded[RawTasks]:
-    try:
-        page: RawPage = RAW_PAGE_DECODER.decode(body)
-    except msgspec.ValidationError:
-        error = _error_envelope(body)
-        if error is None:
-            raise
-        return Decoded(0, [], RawTasks([], False), error.status_code)
+    page: RawPage = RAW_PAGE_DECODER.decode(body)
     check_utf8(body)
     keys, views = raw_keys(body, page.data)
     return Decoded(page.count, keys, RawTasks(page.data, b"\n" in body, views), page.status_code)
@@ -381,15 +352,7 @@ def decode_runs_page(body: bytes) -> Decoded[RunsPage]:
     try:
         typed: _RunsPage = RUNS_PAGE_DECODER.decode(body)
     except msgspec.ValidationError:
-        try:
-            raw: RawPage = RAW_PAGE_DECODER.decode(body)
-        except msgspec.ValidationError:
-            error = _error_envelope(body)
-            if error is None:
-                raise
-            return Decoded(
-                0, [], RunsPage(status_code=_as_int(error.status_code)), error.status_code
-            )
+        raw: RawPage = RAW_PAGE_DECODER.decode(body)
         runs: list[Run] = []
         repaired = 0
         for item in raw.data:
