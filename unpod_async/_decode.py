@@ -35,6 +35,7 @@ __all__ = [
 
 P = TypeVar("P")
 T = TypeVar("T")
+M = TypeVar("M", Task, Run)
 
 # A task's identity for dedupe: task_id, else _id, else id, else its own JSON (a task with none
 # is still yielded once; only an edit between two reads of it could make it look new).
@@ -193,6 +194,32 @@ def raw_keys(body: bytes, raws: Sequence[msgspec.Raw]) -> tuple[list[Key], list[
     return keys_of(views, raws), views
 
 
+def _each(
+    items: Sequence[msgspec.Raw], decode: Callable[[Any], M], lenient: Callable[[Any], M]
+) -> tuple[tuple[M, ...], int]:
+    """Each item decoded on its own, those that fail leniently; and how many did."""
+    out: list[M] = []
+    repaired = 0
+    for item in items:
+        try:
+            out.append(decode(item))
+        except msgspec.ValidationError:
+            out.append(lenient(item))
+            repaired += 1
+    return tuple(out), repaired
+
+
+def _tasks_page(raw: Any, tasks: tuple[Task, ...], repaired: int = 0) -> Decoded[TasksPage]:
+    count = count_of(raw.count)
+    page = TasksPage(
+        count=count or 0,
+        status_code=_as_int(raw.status_code),
+        message=_as_str(raw.message),
+        data=tasks,
+    )
+    return Decoded(count, typed_keys(tasks), page, raw.status_code, repaired)
+
+
 def _repair_typed_page(body: bytes) -> Decoded[TasksPage] | None:
     """The page decoded task by task, the tasks that fail decoded leniently; ``None`` if the
     envelope itself is not a page (then the typed decode's error stands)."""
@@ -200,23 +227,7 @@ def _repair_typed_page(body: bytes) -> Decoded[TasksPage] | None:
         raw: RawPage = RAW_PAGE_DECODER.decode(body)
     except msgspec.ValidationError:
         return None
-    tasks: list[Task] = []
-    repaired = 0
-    decode = TASK_DECODER.decode
-    for item in raw.data:
-        try:
-            tasks.append(decode(item))
-        except msgspec.ValidationError:
-            tasks.append(lenient_task(item))
-            repaired += 1
-    count = count_of(raw.count)
-    page = TasksPage(
-        count=count or 0,
-        status_code=_as_int(raw.status_code),
-        message=_as_str(raw.message),
-        data=tuple(tasks),
-    )
-    return Decoded(count, typed_keys(page.data), page, raw.status_code, repaired)
+    return _tasks_page(raw, *_each(raw.data, TASK_DECODER.decode, lenient_task))
 
 
 def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
@@ -228,14 +239,7 @@ def decode_typed_page(body: bytes) -> Decoded[TasksPage]:
         if repaired is None:
             raise
         return repaired
-    count = count_of(raw.count)
-    page = TasksPage(
-        count=count or 0,
-        status_code=_as_int(raw.status_code),
-        message=_as_str(raw.message),
-        data=raw.data,
-    )
-    return Decoded(count, typed_keys(page.data), page, raw.status_code)
+    return _tasks_page(raw, raw.data)
 
 
 def decode_tasks_page(body: bytes) -> TasksPage:
@@ -253,12 +257,15 @@ def decode_tasks_page(body: bytes) -> TasksPage:
 
 def combine_typed_pages(parts: Sequence[Decoded[TasksPage]]) -> Decoded[TasksPage]:
     """One page made of consecutive parts (a page read in pieces around a poisoned task)."""
-    data = tuple(task for part in parts for task in part.payload.data)
+    return _combined(parts, TasksPage)
+
+
+def _combined(parts: Sequence[Decoded[Any]], cls: type[TasksPage] | type[RunsPage]) -> Decoded[Any]:
+    data = tuple(item for part in parts for item in part.payload.data)
     count = parts[-1].count
-    page = TasksPage(count=count or 0, data=data)
     keys = [key for part in parts for key in part.keys]
     repaired = sum(part.repaired for part in parts)
-    return Decoded(count, keys, page, None, repaired, parts[-1].seq)
+    return Decoded(count, keys, cls(count=count or 0, data=data), None, repaired, parts[-1].seq)
 
 
 @dataclass(slots=True)
@@ -353,27 +360,13 @@ def decode_runs_page(body: bytes) -> Decoded[RunsPage]:
         typed: _RunsPage = RUNS_PAGE_DECODER.decode(body)
     except msgspec.ValidationError:
         raw: RawPage = RAW_PAGE_DECODER.decode(body)
-        runs: list[Run] = []
-        repaired = 0
-        for item in raw.data:
-            try:
-                runs.append(RUN_DECODER.decode(item))
-            except msgspec.ValidationError:
-                runs.append(lenient_run(item))
-                repaired += 1
-        return _runs_page(raw, tuple(runs), repaired)
+        return _runs_page(raw, *_each(raw.data, RUN_DECODER.decode, lenient_run))
     return _runs_page(typed, typed.data)
 
 
 def combine_runs_pages(parts: Sequence[Decoded[RunsPage]]) -> Decoded[RunsPage]:
     """One page of runs made of consecutive parts (a page read in pieces)."""
-    data = tuple(run for part in parts for run in part.payload.data)
-    count = parts[-1].count
-    keys = [key for part in parts for key in part.keys]
-    repaired = sum(part.repaired for part in parts)
-    return Decoded(
-        count, keys, RunsPage(count=count or 0, data=data), None, repaired, parts[-1].seq
-    )
+    return _combined(parts, RunsPage)
 
 
 _COMBINERS: dict[Any, PageCombiner[Any]] = {
