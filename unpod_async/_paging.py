@@ -304,14 +304,13 @@ class Pager(Generic[P]):
                 number += 1
                 if number > window.limit:
                     planned = self._planned_last(latest, start)
-                    if planned >= number and self._horizon is not None:
-                        # Short of the horizon: on a few pages at a time, more each time.
-                        window.extend(min(planned, number + probe - 1))
-                        probe = min(2 * probe, 2 * self._concurrency)
-                    elif planned >= number:
+                    if planned >= number and self._horizon is None:
                         window.extend(planned)
-                    else:  # an understated count: probe on, widening while pages come full
-                        window.extend(number + probe - 1)
+                    else:
+                        # Short of a horizon, or past an understated count: on a few pages at
+                        # a time, more each time (while pages come full).
+                        probed = number + probe - 1
+                        window.extend(min(planned, probed) if planned >= number else probed)
                         probe = min(2 * probe, 2 * self._concurrency)
         finally:
             await window.aclose()
