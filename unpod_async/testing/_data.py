@@ -436,6 +436,9 @@ class _Head:
 
     __slots__ = ("call_type", "created", "first", "has_output", "last", "name", "status", "task_id")
 
+    #: The record's packed draws (see :class:`TaskRecord`); only the real shape has any.
+    bits = 0
+
     def __init__(self, d: bytes, serial: int) -> None:
         # d[0:16] task_id, d[16] jitter, d[17] status, d[18] first, d[19] last, d[20] output,
         # d[21] call type.
@@ -494,21 +497,9 @@ class _RealHead(_Head):
 
 def make_record(seed: int, serial: int, *, real: bool = False) -> TaskRecord:
     """Build the cheap per-task record (no JSON rendering); ``real`` for the real shape."""
-    d = _head_stream(seed, serial)
-    if not real:
-        head = _Head(d, serial)
-        return TaskRecord(
-            serial, head.created, head.task_id, head.status, head.call_type, head.name
-        )
-    real_head = _RealHead(d, serial)
+    head = (_RealHead if real else _Head)(_head_stream(seed, serial), serial)
     return TaskRecord(
-        serial,
-        real_head.created,
-        real_head.task_id,
-        real_head.status,
-        real_head.call_type,
-        real_head.name,
-        real_head.bits,
+        serial, head.created, head.task_id, head.status, head.call_type, head.name, head.bits
     )
 
 
@@ -540,24 +531,149 @@ def object_id(seed: int, serial: int, created: int) -> str:
     return f"{created:08x}{((seed & 0xFFFF) << 40) + serial:016x}"
 
 
+# --- draws both shapes share ------------------------------------------------------------------
+
+
+def _email(head: _Head, d: bytes) -> str:
+    """The contact's e-mail address (``input.email``)."""
+    return (
+        f"{head.first[1]}.{head.last[1]}{(d[24] << 8 | d[25]) % 1000}"
+        f"@{_DOMAINS[d[26] % len(_DOMAINS)]}"
+    )
+
+
+def _extra(d: bytes) -> dict[str, str]:
+    """The optional extra input field: a company (~20%), a language (~10%) or nothing."""
+    if d[32] < 51:
+        return {"company": _COMPANIES[d[33] % len(_COMPANIES)]}
+    if d[32] < 77:
+        return {"language": _LANGUAGES[d[33] % len(_LANGUAGES)]}
+    return {}
+
+
+def _call_start(d: bytes, created: int) -> int:
+    """The second the call started: 30 s to ~10 min after the task was created."""
+    return created + 30 + (d[35] << 8 | d[36]) % 600
+
+
+def _brief(d: bytes) -> dict[str, str]:
+    """The task's ``task`` object: its objective and instructions."""
+    return {
+        "objective": _OBJECTIVES[d[48] % len(_OBJECTIVES)],
+        "instructions": _INSTRUCTIONS[d[49] % len(_INSTRUCTIONS)],
+    }
+
+
+def _classification(d: bytes) -> dict[str, Any]:
+    """``post_call_data.classification``."""
+    return {"label": _LABELS[d[44] % len(_LABELS)], "confidence": 0.5 + (d[45] % 50) / 100}
+
+
+def _call_id(d: bytes) -> str:
+    return "call_" + d[96:104].hex()
+
+
+def _recording_url(space_id: int, call_id: str) -> str:
+    return f"https://recordings.example/{space_id}/{call_id}.mp3"
+
+
+_TS_KEY: Final = b'"timestamp":"'
+_LEGACY_VOICES: Final = (_OPENER_TURNS, _AGENT_TURNS, _USER_TURNS)
+
+
+def _turns(
+    d: bytes,
+    start: int,
+    first_name: str,
+    voices: tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]],
+    *,
+    spread: int,
+    speaker: str | None = None,
+) -> tuple[bytes, int]:
+    """A transcript, as JSON bytes, and the second the call ended.
+
+    The transcript is the bulk of a task, so it is assembled from pre-encoded fragments:
+    ``voices`` holds the (opener, agent, user) turn prefixes, each ending where the turn's
+    timestamp begins; there are ``4 + d[37] % spread`` turns. With a ``speaker`` (the real
+    shape), each user turn carries it as its ``user_id`` and the timestamps have no zone.
+    """
+    openers, agents, users = voices
+    _time_of_day()
+    name_json = _encode(first_name)[1:-1]
+    if speaker is None:
+        suffix, tails = b"", _TURN_TAILS
+    else:
+        suffix, tails = _encode(speaker) + b"," + _TS_KEY, _NAIVE_TURN_TAILS
+    day, sod = divmod(start, 86_400)
+    _day_prefix(day)
+    day_b = _DAY_PREFIX_B[day]
+    parts = [openers[d[38] % len(openers)].replace(_NAME_SLOT, name_json) + day_b + tails[sod]]
+    sod += 2 + d[64] % 20
+    for i in range(1, 4 + d[37] % spread):
+        if sod >= 86_400:
+            day += 1
+            sod -= 86_400
+            _day_prefix(day)
+            day_b = _DAY_PREFIX_B[day]
+        pick = d[64 + i]
+        turn = users[pick % len(users)] + suffix if i & 1 else agents[pick % len(agents)]
+        if _NAME_SLOT in turn:
+            turn = turn.replace(_NAME_SLOT, name_json)
+        parts.append(turn + day_b + tails[sod])
+        sod += 2 + d[80 + i] % 20
+    return b"[" + b",".join(parts) + b"]", day * 86_400 + sod
+
+
+# --- the legacy shape -----------------------------------------------------------------------
+
+
+#: A legacy task's ``output.call_status`` by its status (the rest: ``"no_answer"``).
+_CALL_STATUSES: Final = {
+    "completed": "completed",
+    "partially_completed": "completed",
+    "failed": "failed",
+    "in_progress": "in_progress",
+}
+
+
+def _legacy_output(d: bytes, head: _Head, phone: str, email: str) -> tuple[dict[str, Any], int]:
+    """A legacy task's ``output`` (the call it made) and the second the call ended."""
+    start = _call_start(d, head.created)
+    raw, end = _turns(d, start, head.first[0], _LEGACY_VOICES, spread=13)
+    duration = float(end - start) + (d[39] % 10) / 10
+    call_id = _call_id(d)
+    output = {
+        "call_id": call_id,
+        "call_type": head.call_type,
+        "call_status": _CALL_STATUSES.get(head.status, "no_answer"),
+        "duration": duration,
+        "start_time": iso8601(start),
+        "end_time": iso8601(end),
+        "recording_url": _recording_url(SPACE_ID, call_id),
+        "cost": round(duration * 0.0015, 4),
+        "transcript": msgspec.Raw(raw),
+        "post_call_data": {
+            "summary": _SUMMARIES[d[40] % len(_SUMMARIES)],
+            "outcome": _OUTCOMES[d[41] % len(_OUTCOMES)],
+            "sentiment": _SENTIMENTS[d[42] % len(_SENTIMENTS)],
+            "follow_up_required": d[43] < 90,
+            "classification": _classification(d),
+        },
+        "user_info": {"name": head.name, "contact_number": phone, "email": email},
+    }
+    return output, end
+
+
 def task_document(seed: int, serial: int, *, strip_ids: bool = False) -> dict[str, Any]:
     """The full task as a JSON-ready dict."""
     d = _body_stream(seed, serial)
     head = _Head(d, serial)
     created = head.created
     status = head.status
-    first_name = head.first[0]
     # Body draws: fixed offsets 24..63, transcript 64..95, ids 96..127.
-    email = (
-        f"{head.first[1]}.{head.last[1]}{(d[24] << 8 | d[25]) % 1000}"
-        f"@{_DOMAINS[d[26] % len(_DOMAINS)]}"
-    )
+    email = _email(head, d)
     phone = _phone(d)
-    custom: dict[str, Any] = {"tier": _TIERS[d[30] % len(_TIERS)], "visits": d[31] % 12}
-    if d[32] < 51:
-        custom["company"] = _COMPANIES[d[33] % len(_COMPANIES)]
-    elif d[32] < 77:
-        custom["language"] = _LANGUAGES[d[33] % len(_LANGUAGES)]
+    custom = {"tier": _TIERS[d[30] % len(_TIERS)], "visits": d[31] % 12, **_extra(d)}
     user_input = {
         "name": head.name,
         "contact_number": phone,
@@ -565,80 +681,13 @@ def task_document(seed: int, serial: int, *, strip_ids: bool = False) -> dict[st
         "notes": _NOTES[d[34] % len(_NOTES)],
         "custom": custom,
     }
-    output: dict[str, Any]
-    end = created
-    if head.has_output:
-        start = created + 30 + (d[35] << 8 | d[36]) % 600
-        turns = 4 + d[37] % 13
-        # The transcript is the bulk of a task: assemble it from pre-encoded fragments.
-        name_json = _encode(first_name)[1:-1]
-        _time_of_day()
-        tails = _TURN_TAILS
-        day, sod = divmod(start, 86_400)
-        _day_prefix(day)
-        day_b = _DAY_PREFIX_B[day]
-        parts = [
-            _OPENER_TURNS[d[38] % len(_OPENER_TURNS)].replace(_NAME_SLOT, name_json)
-            + day_b
-            + tails[sod]
-        ]
-        sod += 2 + d[64] % 20
-        n_agent = len(_AGENT_TURNS)
-        n_user = len(_USER_TURNS)
-        for i in range(1, turns):
-            if sod >= 86_400:
-                day += 1
-                sod -= 86_400
-                _day_prefix(day)
-                day_b = _DAY_PREFIX_B[day]
-            pick = d[64 + i]
-            turn = _USER_TURNS[pick % n_user] if i & 1 else _AGENT_TURNS[pick % n_agent]
-            if _NAME_SLOT in turn:
-                turn = turn.replace(_NAME_SLOT, name_json)
-            parts.append(turn + day_b + tails[sod])
-            sod += 2 + d[80 + i] % 20
-        transcript = msgspec.Raw(b"[" + b",".join(parts) + b"]")
-        end = day * 86_400 + sod
-        duration = float(end - start) + (d[39] % 10) / 10
-        call_id = "call_" + d[96:104].hex()
-        if status in ("completed", "partially_completed"):
-            call_status = "completed"
-        elif status == "failed":
-            call_status = "failed"
-        elif status == "in_progress":
-            call_status = "in_progress"
-        else:
-            call_status = "no_answer"
-        output = {
-            "call_id": call_id,
-            "call_type": head.call_type,
-            "call_status": call_status,
-            "duration": duration,
-            "start_time": iso8601(start),
-            "end_time": iso8601(end),
-            "recording_url": f"https://recordings.example/4242/{call_id}.mp3",
-            "cost": round(duration * 0.0015, 4),
-            "transcript": transcript,
-            "post_call_data": {
-                "summary": _SUMMARIES[d[40] % len(_SUMMARIES)],
-                "outcome": _OUTCOMES[d[41] % len(_OUTCOMES)],
-                "sentiment": _SENTIMENTS[d[42] % len(_SENTIMENTS)],
-                "follow_up_required": d[43] < 90,
-                "classification": {
-                    "label": _LABELS[d[44] % len(_LABELS)],
-                    "confidence": 0.5 + (d[45] % 50) / 100,
-                },
-            },
-            "user_info": {"name": head.name, "contact_number": phone, "email": email},
-        }
-    else:
-        output = {}
+    output, end = _legacy_output(d, head, phone, email) if head.has_output else ({}, created)
     doc: dict[str, Any] = {}
     if not strip_ids:
         doc["_id"] = object_id(seed, serial, created)
     doc["task_id"] = head.task_id
     doc["run_id"] = "R" + d[104:120].hex()
-    doc["space_id"] = 4242
+    doc["space_id"] = SPACE_ID
     doc["user"] = 17
     doc["user_org_id"] = 3
     doc["collection_ref"] = f"collection_data_{serial % 97}"
@@ -648,10 +697,7 @@ def task_document(seed: int, serial: int, *, strip_ids: bool = False) -> dict[st
     doc["run_mode"] = _RUN_MODE_TABLE[d[46] % len(_RUN_MODE_TABLE)]
     doc["execution_type"] = "call"
     doc["assignee"] = f"agent-{d[47] % 8 + 1}"
-    doc["task"] = {
-        "objective": _OBJECTIVES[d[48] % len(_OBJECTIVES)],
-        "instructions": _INSTRUCTIONS[d[49] % len(_INSTRUCTIONS)],
-    }
+    doc["task"] = _brief(d)
     doc["input"] = user_input
     doc["output"] = output
     doc["created"] = iso8601(created)
@@ -668,7 +714,6 @@ def render_task(seed: int, serial: int, *, strip_ids: bool = False) -> bytes:
 
 # --- the real shape -------------------------------------------------------------------------
 
-_TS_KEY: Final = b'"timestamp":"'
 _NULL_SPEAKER: Final = b'"user_id":null,' + _TS_KEY
 
 
@@ -682,6 +727,9 @@ def _speaker_prefixes(role: str, lines: tuple[str, ...], speaker: bytes) -> tupl
 _REAL_OPENERS: Final = _speaker_prefixes("assistant", _OPENER_LINES, _NULL_SPEAKER)
 _REAL_AGENT: Final = _speaker_prefixes("assistant", _AGENT_LINE_VARIANTS, _NULL_SPEAKER)
 _REAL_USER: Final = _speaker_prefixes("user", _USER_LINE_VARIANTS, b'"user_id":')
+_REAL_VOICES: Final = (_REAL_OPENERS, _REAL_AGENT, _REAL_USER)
+#: A real-shaped transcript has 4 + (draw % 9) turns.
+_REAL_SPREAD: Final = 9
 _END_REASONS: Final = (
     "customer-ended-call",
     "assistant-ended-call",
@@ -708,42 +756,10 @@ _EVAL_REASONS: Final = (
 IdStyle = str  # "mixed", "_id", "id" or "none"
 
 
-def _real_turns(d: bytes, start: int, first_name: str, phone: str) -> tuple[bytes, int]:
-    """The call executor's transcript (assistant/user turns, zone-less timestamps) as JSON
-    bytes, and the second the call ended."""
-    _time_of_day()
-    name_json = _encode(first_name)[1:-1]
-    speaker = _encode(phone) + b"," + _TS_KEY
-    tails = _NAIVE_TURN_TAILS
-    day, sod = divmod(start, 86_400)
-    _day_prefix(day)
-    day_b = _DAY_PREFIX_B[day]
-    opener = _REAL_OPENERS[d[38] % len(_REAL_OPENERS)].replace(_NAME_SLOT, name_json)
-    parts = [opener + day_b + tails[sod]]
-    sod += 2 + d[64] % 20
-    turns = 4 + d[37] % 9
-    for i in range(1, turns):
-        if sod >= 86_400:
-            day += 1
-            sod -= 86_400
-            _day_prefix(day)
-            day_b = _DAY_PREFIX_B[day]
-        pick = d[64 + i]
-        if i & 1:
-            turn = _REAL_USER[pick % len(_REAL_USER)] + speaker
-        else:
-            turn = _REAL_AGENT[pick % len(_REAL_AGENT)]
-        if _NAME_SLOT in turn:
-            turn = turn.replace(_NAME_SLOT, name_json)
-        parts.append(turn + day_b + tails[sod])
-        sod += 2 + d[80 + i] % 20
-    return b"[" + b",".join(parts) + b"]", day * 86_400 + sod
-
-
 def _provider_transcript(d: bytes, first_name: str) -> str:
     """A provider's transcript: one string, ``AI:`` / ``User:`` lines."""
     lines = [f"AI: {_OPENER_LINES[d[38] % len(_OPENER_LINES)]}"]
-    for i in range(1, 4 + d[37] % 9):
+    for i in range(1, 4 + d[37] % _REAL_SPREAD):
         pick = d[64 + i]
         if i & 1:
             lines.append(f"User: {_USER_LINE_VARIANTS[pick % len(_USER_LINE_VARIANTS)]}")
@@ -763,10 +779,7 @@ def _post_call_data(
     label = head.label
     if label is None:
         return None
-    classification = {
-        "label": _LABELS[d[44] % len(_LABELS)],
-        "confidence": 0.5 + (d[45] % 50) / 100,
-    }
+    classification = _classification(d)
     if head.docs_form:
         return {
             "summary": summary,
@@ -799,6 +812,70 @@ def _post_call_data(
     if callback and d[61] & 1:
         data["redial"] = {"attempt": 1 + d[51] % 3, "scheduled": True}
     return data
+
+
+def _provider_output(
+    d: bytes, head: _RealHead, summary: str, recording: str
+) -> tuple[dict[str, Any], int]:
+    """A provider-shaped ``output`` (camelCase, one transcript string) and the second the
+    call ended."""
+    start = _call_start(d, head.created)
+    end = start + 20 + (d[39] << 1)
+    output = {
+        "id": _uuid(d[96:112]),
+        "type": head.call_type,
+        "status": "ended" if head.status != "in_progress" else "in-progress",
+        "endedReason": _END_REASONS[d[41] % len(_END_REASONS)],
+        "startedAt": iso8601(start)[:-1] + ".000Z",
+        "endedAt": iso8601(end)[:-1] + ".000Z",
+        "transcript": _provider_transcript(d, head.first[0]),
+        "summary": summary,
+        "recordingUrl": recording,
+        "cost": round((end - start) * 0.0015, 4),
+    }
+    return output, end
+
+
+def _executor_output(
+    d: bytes, head: _RealHead, phone: str, summary: str, call_id: str, recording: str
+) -> tuple[dict[str, Any], int]:
+    """The call executor's ``output`` (the native shape) and the second the call ended."""
+    start = _call_start(d, head.created)
+    transcript: msgspec.Raw | None
+    if head.label == "Not Connected":
+        transcript = None if d[59] < 160 else msgspec.Raw(b"[]")
+        end = start + 25
+        duration: float | str = 0.0
+        reason = "customer-did-not-answer"
+    else:
+        raw, end = _turns(d, start, head.first[0], _REAL_VOICES, spread=_REAL_SPREAD, speaker=phone)
+        transcript = msgspec.Raw(raw)
+        duration = float(end - start) + (d[39] % 10) / 10
+        reason = _END_REASONS[d[41] % len(_END_REASONS)]
+    cost: float | str = round(float(duration) * 0.0015, 4)
+    if d[58] < 26:  # ~10%: numbers as strings, as some writers send them
+        duration, cost = str(int(float(duration))), str(cost)
+    output = {
+        "call_id": call_id,
+        "customer": head.name,
+        "contact_number": phone,
+        "call_end_reason": reason,
+        "recording_url": recording,
+        "transcript": transcript,
+        "start_time": _spaced(start),
+        "end_time": _spaced(end),
+        "assistant_number": f"+1555010{d[47] % 8:04d}",
+        "call_summary": summary,
+        "duration": duration,
+        "cost": cost,
+        "call_type": head.call_type,
+        "post_call_data": _post_call_data(d, head, phone, start, summary),
+        "metadata": {"campaign": _CAMPAIGNS[d[46] % len(_CAMPAIGNS)], "attempt": 1 + d[51] % 3},
+        "error": "SIP 480 Temporarily Unavailable" if head.status == "failed" else None,
+        "notes": _NOTES[d[34] % len(_NOTES)] or None,
+        "status_update": None,
+    }
+    return output, end
 
 
 def run_of(serial: int) -> int:
@@ -868,80 +945,24 @@ def real_task_document(
     head = _RealHead(d, serial)
     created = head.created
     status = head.status
-    first_name = head.first[0]
     phone = _phone(d)
-    email = (
-        f"{head.first[1]}.{head.last[1]}{(d[24] << 8 | d[25]) % 1000}"
-        f"@{_DOMAINS[d[26] % len(_DOMAINS)]}"
-    )
-    user_input: dict[str, Any] = {
+    user_input = {
         "name": head.name,
         "phone": phone,
-        "email": email,
+        "email": _email(head, d),
         "notes": _NOTES[d[34] % len(_NOTES)],
+        **_extra(d),
     }
-    if d[32] < 51:
-        user_input["company"] = _COMPANIES[d[33] % len(_COMPANIES)]
-    elif d[32] < 77:
-        user_input["language"] = _LANGUAGES[d[33] % len(_LANGUAGES)]
     summary = _SUMMARIES[d[40] % len(_SUMMARIES)]
-    call_id = "call_" + d[96:104].hex()
-    recording = f"https://recordings.example/{space_id}/{call_id}.mp3"
-    end = created
+    call_id = _call_id(d)
+    recording = _recording_url(space_id, call_id)
     output: dict[str, Any]
     if not head.has_output:
-        output = {}
+        output, end = {}, created
     elif head.provider:
-        start = created + 30 + (d[35] << 8 | d[36]) % 600
-        end = start + 20 + (d[39] << 1)
-        output = {
-            "id": _uuid(d[96:112]),
-            "type": head.call_type,
-            "status": "ended" if status != "in_progress" else "in-progress",
-            "endedReason": _END_REASONS[d[41] % len(_END_REASONS)],
-            "startedAt": iso8601(start)[:-1] + ".000Z",
-            "endedAt": iso8601(end)[:-1] + ".000Z",
-            "transcript": _provider_transcript(d, first_name),
-            "summary": summary,
-            "recordingUrl": recording,
-            "cost": round((end - start) * 0.0015, 4),
-        }
+        output, end = _provider_output(d, head, summary, recording)
     else:
-        start = created + 30 + (d[35] << 8 | d[36]) % 600
-        transcript: msgspec.Raw | None
-        if head.label == "Not Connected":
-            transcript = None if d[59] < 160 else msgspec.Raw(b"[]")
-            end = start + 25
-            duration: float | str = 0.0
-            reason = "customer-did-not-answer"
-        else:
-            raw, end = _real_turns(d, start, first_name, phone)
-            transcript = msgspec.Raw(raw)
-            duration = float(end - start) + (d[39] % 10) / 10
-            reason = _END_REASONS[d[41] % len(_END_REASONS)]
-        cost: float | str = round(float(duration) * 0.0015, 4)
-        if d[58] < 26:  # ~10%: numbers as strings, as some writers send them
-            duration, cost = str(int(float(duration))), str(cost)
-        output = {
-            "call_id": call_id,
-            "customer": head.name,
-            "contact_number": phone,
-            "call_end_reason": reason,
-            "recording_url": recording,
-            "transcript": transcript,
-            "start_time": _spaced(start),
-            "end_time": _spaced(end),
-            "assistant_number": f"+1555010{d[47] % 8:04d}",
-            "call_summary": summary,
-            "duration": duration,
-            "cost": cost,
-            "call_type": head.call_type,
-            "post_call_data": _post_call_data(d, head, phone, start, summary),
-            "metadata": {"campaign": _CAMPAIGNS[d[46] % len(_CAMPAIGNS)], "attempt": 1 + d[51] % 3},
-            "error": "SIP 480 Temporarily Unavailable" if status == "failed" else None,
-            "notes": _NOTES[d[34] % len(_NOTES)] or None,
-            "status_update": None,
-        }
+        output, end = _executor_output(d, head, phone, summary, call_id, recording)
     if ids == "mixed":
         ids = "id" if d[56] < 128 else "_id" if d[56] < 217 else "none"
     doc: dict[str, Any] = {}
@@ -957,10 +978,7 @@ def real_task_document(
     doc["task_id"] = head.task_id
     doc["collection_ref"] = f"collection_data_{run_of(serial) % 97}"
     doc["execution_type"] = None if poisoned else "call"
-    doc["task"] = {
-        "objective": _OBJECTIVES[d[48] % len(_OBJECTIVES)],
-        "instructions": _INSTRUCTIONS[d[49] % len(_INSTRUCTIONS)],
-    }
+    doc["task"] = _brief(d)
     doc["input"] = user_input
     doc["output"] = output
     doc["attachments"] = []
