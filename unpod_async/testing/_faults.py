@@ -124,7 +124,7 @@ def immediate_response(request: web.Request, record: _Recorded, fault: Fault) ->
         message = fault.message
         if message is None or message == "Tasks Fetch Failed":
             return fetch_failed("database timeout")
-        return json_response(206, {"status_code": 206, "message": message, "data": {}})
+        return failed_without_data(message)
     if kind == "429":
         headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
         return json_response(
@@ -165,6 +165,31 @@ def fetch_failed(errors: Any, message: str = "Tasks Fetch Failed") -> web.Respon
             "errors": errors,
         },
     )
+
+
+def failed_without_data(message: str) -> web.Response:
+    """206 with ``message`` and ``data: {}`` (no ``errors``), as "Invalid Space Token" is."""
+    return json_response(206, {"status_code": 206, "message": message, "data": {}})
+
+
+def invalid_space_token() -> web.Response:
+    """The backend's answer for a space token it does not know."""
+    return failed_without_data("Invalid Space Token")
+
+
+async def body_response(
+    request: web.Request, record: _Recorded, fault: Fault | None, body: bytes
+) -> web.StreamResponse:
+    """A page's ``body`` (200, JSON) as the ``fault`` that needs the page sends it (``truncated``,
+    ``reset_mid_body``, ``slow_body``), or whole."""
+    if fault is not None:
+        if fault.kind == "truncated":
+            return web.Response(status=200, body=body[: len(body) // 2], content_type=JSON)
+        if fault.kind == "reset_mid_body":
+            return await reset_mid_body(request, record, body)
+        if fault.kind == "slow_body":
+            return await slow_body(request, record, body, fault.delay)
+    return web.Response(status=200, body=body, content_type=JSON)
 
 
 def abort(request: web.Request) -> None:

@@ -39,13 +39,12 @@ from ._data import (
 )
 from ._faults import (
     IMMEDIATE,
-    JSON,
     Fault,
+    body_response,
     fetch_failed,
     immediate_response,
+    invalid_space_token,
     json_response,
-    reset_mid_body,
-    slow_body,
 )
 
 
@@ -98,6 +97,21 @@ def parse_int(text: str) -> int | None:
         return None
 
 
+T = TypeVar("T")
+
+
+def slice_page(items: list[T], page: int, size: int, cap: int | None) -> list[T]:
+    """Page ``page`` of ``items`` at ``size`` a page, as the backend's skip and limit take it:
+    a ``size`` of 0 (no limit) or above ``cap`` is ``cap``; with no cap, 0 takes every item; a
+    negative size takes ``abs(size)`` (only page 1 gets here with one)."""
+    if cap is not None and (size == 0 or abs(size) > cap):
+        size = cap
+    if size == 0:
+        return items
+    size = abs(size)
+    return items[(page - 1) * size : page * size]
+
+
 __all__ = [
     "AGENTS",
     "PAGED_ROUTES",
@@ -105,10 +119,9 @@ __all__ = [
     "org_route",
     "parse_int",
     "serve_org",
+    "slice_page",
     "space_document",
 ]
-
-T = TypeVar("T")
 
 #: The agents of the simulated organization.
 AGENTS: Final = tuple(f"agent-{i}" for i in range(1, 9))
@@ -168,9 +181,7 @@ async def serve_org(
         return await _agent_tasks(sim, request, record, args[0])
     space = sim.space(args[0]) if args[0] in sim.space_tokens else None
     if space is None:
-        return json_response(
-            206, {"status_code": 206, "message": "Invalid Space Token", "data": {}}
-        )
+        return invalid_space_token()
     if route == "runs":
         runs = list(_runs(space))
         return await _paged(
@@ -321,14 +332,7 @@ async def _paged(
         page, size = sim._real_page(page, query.get("page_size"), default=default_size)
     except BadRequest as exc:
         return fetch_failed(exc.errors, failed)
-    cap = sim.page_size_cap
-    if cap is not None and (size == 0 or abs(size) > cap):
-        size = cap
-    if size == 0:
-        chunk = items
-    else:
-        size = abs(size)
-        chunk = items[(page - 1) * size : page * size]
+    chunk = slice_page(items, page, size, sim.page_size_cap)
     if poisoned is not None and any(poisoned(item) for item in chunk):
         return fetch_failed("Internal Server Error", failed)
     head = b'{"count":%d,"status_code":200,"message":"%s","data":[' % (
@@ -336,18 +340,4 @@ async def _paged(
         message.encode(),
     )
     body = b"".join((head, b",".join([render(item) for item in chunk]), b"]}"))
-    return await _answer(request, record, fault, body)
-
-
-async def _answer(
-    request: web.Request, record: RequestRecord, fault: Fault | None, body: bytes
-) -> web.StreamResponse:
-    """A page's body as a fault that needs it sends it (or whole)."""
-    if fault is not None:
-        if fault.kind == "truncated":
-            return web.Response(status=200, body=body[: len(body) // 2], content_type=JSON)
-        if fault.kind == "reset_mid_body":
-            return await reset_mid_body(request, record, body)
-        if fault.kind == "slow_body":
-            return await slow_body(request, record, body, fault.delay)
-    return web.Response(status=200, body=body, content_type=JSON)
+    return await body_response(request, record, fault, body)

@@ -37,16 +37,15 @@ from ._data import (
 from ._faults import (
     FAULT_KINDS,
     IMMEDIATE,
-    JSON,
     RESET,
     Aborted,
     Fault,
+    body_response,
     fetch_failed,
     immediate_response,
+    invalid_space_token,
     json_response,
     random_fault,
-    reset_mid_body,
-    slow_body,
 )
 from ._org import (
     API_PREFIX,
@@ -55,6 +54,7 @@ from ._org import (
     org_route,
     parse_int,
     serve_org,
+    slice_page,
     space_document,
 )
 
@@ -83,6 +83,29 @@ _CALL_TYPES: Final = {
 _LABEL_INDEX: Final = {label: i for i, label in enumerate(OUTCOME_LABELS) if label}
 _ID_STYLES: Final = ("mixed", "_id", "id", "none")
 _OPEN_STATUSES: Final = frozenset({"pending", "in_progress", "hold"})
+#: The options every space of an organization shares: its ``spaces`` are built with this
+#: space's (the attributes of the same names). A space's own are ``tasks``, ``seed``,
+#: ``space_token``, ``poisoned`` and its id; ``spaces`` and ``latency`` are the
+#: organization's, served by the first space.
+_SHARED_OPTIONS: Final = (
+    "token",
+    "org_handle",
+    "page_size_cap",
+    "default_page_size",
+    "fault_rate",
+    "fault_kinds",
+    "retry_after",
+    "strip_ids",
+    "count_offset",
+    "reset_includes_auto_retry",
+    "legacy_shapes",
+    "legacy_filters",
+    "legacy_params",
+    "ids",
+    "spaces_auth",
+    "strict",
+    "utc_offset",
+)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -176,8 +199,9 @@ class Simulator:
 
     The organization (``_org``): ``spaces={"token": n_tasks, ...}`` adds more spaces beside
     this one (listed after it by ``GET spaces/``, each with tasks of its own seed and its own
-    ``space_id``); :meth:`space` returns the simulator of one of them, whose ``faults``,
-    ``insert``/``delete`` and ``poison`` are that space's. Every space serves its runs
+    ``space_id``, and this one's other options but ``poisoned`` and ``latency``); :meth:`space`
+    returns the simulator of one of them, whose ``faults``, ``insert``/``delete`` and ``poison``
+    are that space's. Every space serves its runs
     (``GET spaces/{token}/runs/``: a run is ``RUN_SIZE`` = 250 consecutive tasks) and each run's
     tasks (``GET spaces/{token}/runs/{run_id}/tasks/``), and ``GET agents/{handle}/tasks/``
     serves an agent's tasks across the spaces (``agent-1`` .. ``agent-8`` take the runs in
@@ -211,6 +235,7 @@ class Simulator:
         strict: bool = False,
         utc_offset: float = 0.0,
         spaces: Mapping[str, int] | None = None,
+        _space_id: int = SPACE_ID,  # private: the id of one of another's ``spaces``
     ) -> None:
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
@@ -246,10 +271,7 @@ class Simulator:
 
         self._strip_ids = strip_ids
         self._next_serial = tasks
-        # Server order: newest (highest serial) first.
-        real = not legacy_shapes
-        with _gc_paused():
-            self._tasks = [make_record(seed, s, real=real) for s in range(tasks - 1, -1, -1)]
+        self._tasks = self._records(0, tasks)
         self._fault_rng = random.Random(seed)
         self.reset_includes_auto_retry = reset_includes_auto_retry
         self._reset_echo: dict[str, float] = {}
@@ -262,7 +284,7 @@ class Simulator:
         self.poison(*poisoned)
         # The organization: more spaces beside this one (each a simulator of its own, served
         # through this one), their runs, and the agents' views (``_org``).
-        self._space_id = SPACE_ID
+        self._space_id = _space_id
         self._agent_cache: dict[int, str] = {}
         self._agent_raw: dict[tuple[str, int], bytes] = {}
         self.in_flight = 0
@@ -320,31 +342,17 @@ class Simulator:
         return len(self._tasks)
 
     def _add_space(self, space_token: str, tasks: int, index: int) -> None:
-        """One more space of the organization: a simulator configured like this one, with a
-        seed and a ``space_id`` of its own."""
+        """One more space of the organization: a simulator with this one's
+        :data:`_SHARED_OPTIONS`, and a seed and a ``space_id`` of its own."""
         if space_token == self.space_token or not isinstance(space_token, str) or not space_token:
             raise ValueError(f"spaces: {space_token!r} must be a new, non-empty space token")
-        child = Simulator(
+        self._others[space_token] = Simulator(
             tasks,
             seed=self.seed * 1009 + index + 1,
             space_token=space_token,
-            token=self.token,
-            org_handle=self.org_handle,
-            page_size_cap=self.page_size_cap,
-            default_page_size=self.default_page_size,
-            fault_rate=self.fault_rate,
-            fault_kinds=self.fault_kinds,
-            retry_after=self.retry_after,
-            legacy_shapes=self.legacy_shapes,
-            legacy_filters=self.legacy_filters,
-            legacy_params=self.legacy_params,
-            ids=self._ids,
-            spaces_auth=self.spaces_auth,
-            strict=self.strict,
-            utc_offset=self.utc_offset,
+            _space_id=SPACE_ID + index + 1,
+            **{name: getattr(self, name) for name in _SHARED_OPTIONS},
         )
-        child._space_id = SPACE_ID + index + 1
-        self._others[space_token] = child
 
     @property
     def space_tokens(self) -> list[str]:
@@ -369,14 +377,19 @@ class Simulator:
             raise ValueError("n must be >= 0")
         first = self._next_serial
         self._next_serial += n
-        real = not self.legacy_shapes
-        with _gc_paused():
-            new = [
-                make_record(self.seed, s, real=real) for s in range(first + n - 1, first - 1, -1)
-            ]
+        new = self._records(first, n)
         self._tasks[0:0] = new
         self._changed()
         return [rec.task_id for rec in new]
+
+    def _records(self, first: int, n: int) -> list[TaskRecord]:
+        """New records for serials ``first`` .. ``first + n - 1``, in server order (newest, the
+        highest serial, first)."""
+        real = not self.legacy_shapes
+        with _gc_paused():
+            return [
+                make_record(self.seed, s, real=real) for s in range(first + n - 1, first - 1, -1)
+            ]
 
     def delete(self, n: int, *, at: int = 0) -> list[str]:
         """Remove ``n`` tasks starting at index ``at`` of the current order; return their ids."""
@@ -702,96 +715,101 @@ class Simulator:
     async def _tasks_list(
         self, request: web.Request, record: RequestRecord, space: str
     ) -> web.StreamResponse:
-        query = record.query
+        """A tasks-list request: a page of ``space``'s tasks, or a fault's or a bad query's
+        answer."""
         if space in self._others:
             return await self._others[space]._tasks_list(request, record, space)
         if space != self.space_token:
-            return json_response(
-                206, {"status_code": 206, "message": "Invalid Space Token", "data": {}}
-            )
-        page = parse_int(query.get("page", "1"))
-        record.page = page
+            return invalid_space_token()
+        query = record.query
+        page = record.page = parse_int(query.get("page", "1"))
         legacy_params = self.legacy_params
         if legacy_params and "space_id" in query:
             return json_response(400, {"message": "space_id must not be sent", "status_code": 400})
 
-        if self._reset_echo:
-            deadline = self._reset_echo.pop(request.path_qs, None)
-            if deadline is not None and asyncio.get_running_loop().time() <= deadline:
-                # aiohttp's own immediate retry of a reset GET: reset it too, so that the
-                # client code sees the connection error.
-                record.fault = "reset"
-                return immediate_response(request, record, RESET)
-
+        echo = self._reset_echoed(request, record)
+        if echo is not None:
+            return echo
         fault = self._take_fault(page)
         if fault is not None:
             record.fault = fault.kind
             if fault.kind in IMMEDIATE:
-                if fault.kind == "reset" and self.reset_includes_auto_retry:
-                    now = asyncio.get_running_loop().time()
-                    echoes = self._reset_echo
-                    if len(echoes) > 64:  # forget echoes nobody came back for
-                        for stale in [k for k, v in echoes.items() if v < now]:
-                            del echoes[stale]
-                    echoes[request.path_qs] = now + _ECHO_WINDOW
-                return immediate_response(request, record, fault)
+                return self._immediate(request, record, fault)
             if fault.kind == "stall":
                 await asyncio.sleep(fault.delay)
 
         try:
-            if legacy_params:
-                if page is None or page <= 0:
-                    raise BadRequest("Invalid page.")
-                size_text = query.get("page_size")
-                size = self.default_page_size if size_text is None else parse_int(size_text)
-                if size is None or size < 0:
-                    raise BadRequest("Invalid page size.")
-            else:
-                page, size = self._real_page(page, query.get("page_size"))
-            cap = self.page_size_cap
-            if cap is not None and (size == 0 or abs(size) > cap):
-                size = cap
+            page, size = self._tasks_page(page, query.get("page_size"), legacy=legacy_params)
             key = _filter_key(query) if self.legacy_filters else _real_filter_key(query)
         except BadRequest as exc:
             return fetch_failed(exc.errors)
-
-        hook = self.on_request
-        if hook is not None:
-            result = hook(page, self)
-            if inspect.isawaitable(result):
-                await result
+        cap = self.page_size_cap
+        await self._call_hook(page)
 
         selected = self._select(key)
         space_id = query.get("space_id")
         if not legacy_params and space_id is not None and space_id != str(self._space_id):
             selected = []  # the query's space_id replaced the URL's space: another space
         count = len(selected) + self.count_offset
-        if size == 0:
-            chunk = selected
-        else:
-            size = abs(size)  # a negative limit: abs(n) in one batch (page 1 only gets here)
-            start = (page - 1) * size
-            chunk = selected[start : start + size]
+        chunk = slice_page(selected, page, size, cap)
         if (self._poisoned_serials or self._poisoned_ids) and any(
             self._is_poisoned(rec) for rec in chunk
         ):
             return fetch_failed("Internal Server Error")
+        return await body_response(request, record, fault, self._tasks_body(count, chunk))
+
+    def _reset_echoed(self, request: web.Request, record: RequestRecord) -> web.Response | None:
+        """The reset of aiohttp's own immediate retry of a reset GET (see
+        :attr:`reset_includes_auto_retry`), so that the client code sees the connection error."""
+        if self._reset_echo:
+            deadline = self._reset_echo.pop(request.path_qs, None)
+            if deadline is not None and asyncio.get_running_loop().time() <= deadline:
+                record.fault = "reset"
+                return immediate_response(request, record, RESET)
+        return None
+
+    def _immediate(self, request: web.Request, record: RequestRecord, fault: Fault) -> web.Response:
+        """The answer of a fault that needs no page; a reset also awaits its echo if told to."""
+        if fault.kind == "reset" and self.reset_includes_auto_retry:
+            now = asyncio.get_running_loop().time()
+            echoes = self._reset_echo
+            if len(echoes) > 64:  # forget echoes nobody came back for
+                for stale in [k for k, v in echoes.items() if v < now]:
+                    del echoes[stale]
+            echoes[request.path_qs] = now + _ECHO_WINDOW
+        return immediate_response(request, record, fault)
+
+    def _tasks_page(
+        self, page: int | None, size_text: str | None, *, legacy: bool
+    ) -> tuple[int, int]:
+        """``page`` and ``page_size`` of a tasks list, the ``legacy_params`` way or the
+        backend's."""
+        if not legacy:
+            return self._real_page(page, size_text)
+        if page is None or page <= 0:
+            raise BadRequest("Invalid page.")
+        size = self.default_page_size if size_text is None else parse_int(size_text)
+        if size is None or size < 0:
+            raise BadRequest("Invalid page size.")
+        return page, size
+
+    async def _call_hook(self, page: int) -> None:
+        hook = self.on_request
+        if hook is not None:
+            result = hook(page, self)
+            if inspect.isawaitable(result):
+                await result
+
+    def _tasks_body(self, count: int, chunk: list[TaskRecord]) -> bytes:
+        """The tasks list's envelope around ``chunk``'s JSON, saying ``count``."""
         render = self._render
-        body = b"".join(
+        return b"".join(
             (
                 _TASKS_OK_HEAD % count,
                 b",".join([rec.raw if rec.raw is not None else render(rec) for rec in chunk]),
                 _TASKS_OK_TAIL,
             )
         )
-        if fault is not None:
-            if fault.kind == "truncated":
-                return web.Response(status=200, body=body[: len(body) // 2], content_type=JSON)
-            if fault.kind == "reset_mid_body":
-                return await reset_mid_body(request, record, body)
-            if fault.kind == "slow_body":
-                return await slow_body(request, record, body, fault.delay)
-        return web.Response(status=200, body=body, content_type=JSON)
 
     def _take_fault(self, page: int | None, route: str = "tasks") -> Fault | None:
         for index, fault in enumerate(self.faults):
