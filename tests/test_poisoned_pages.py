@@ -173,9 +173,7 @@ async def test_the_space_moving_while_a_page_is_read_in_pieces_loses_no_readable
     await _pull_poisoned_live(450, at)
 
 
-async def test_a_poisoned_page_whose_last_attempt_meets_a_passing_fault_is_still_read_in_pieces() -> (
-    None
-):
+async def test_a_poisoned_page_whose_last_attempt_is_a_passing_fault_is_read_in_pieces() -> None:
     # The whole page answers 206 "Tasks Fetch Failed" (the poisoned task), then a proxy's 503
     # on its last attempt: what the page's retries learnt is the 206, so it is read in pieces.
     space = Poisoned(1000, {321})
