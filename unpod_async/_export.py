@@ -71,6 +71,7 @@ Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet")
 Destination = str | os.PathLike[str] | IO[bytes]
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,13 @@ class _Counter(io.RawIOBase):
 MAX_PENDING = 8
 # A resumable export makes its data durable and moves its checkpoint at most this often.
 _CHECKPOINT_EVERY = 0.5
+
+
+async def notify(callback: Callable[[V], object], value: V) -> None:
+    """Tell a progress callback ``value``; a coroutine function's result is awaited."""
+    result = callback(value)
+    if inspect.isawaitable(result):
+        await result
 
 
 def quiet(future: asyncio.Future[Any]) -> None:
@@ -596,7 +604,8 @@ class ExportJob:
             # out were not written.
             stats.tasks -= new - n
             if self._progress is not None:
-                result = self._progress(
+                await notify(
+                    self._progress,
                     ExportProgress(
                         pages_done=written,
                         pages_planned=max(stats.planned_pages, written),
@@ -605,10 +614,8 @@ class ExportJob:
                         retries=stats.retries,
                         elapsed=time.monotonic() - started,
                         bytes_written=size,
-                    )
+                    ),
                 )
-                if inspect.isawaitable(result):
-                    await result
 
         async for page in pages:
             write = asyncio.ensure_future(self._call(executor, sink.write, page))

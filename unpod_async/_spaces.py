@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import time
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import DeadlineExceededError
-from ._export import ExportProgress, ExportStats, Format
+from ._export import ExportProgress, ExportStats, Format, notify
 from ._models import Space
 from ._params import path_segment
 
@@ -168,37 +167,43 @@ def unique_spaces(spaces: Sequence[str | Space]) -> list[tuple[str, str | None]]
 
 
 class _Tally:
-    """The running totals behind :class:`SpacesProgress`."""
+    """The running totals behind :class:`SpacesProgress`, kept as each space's latest
+    figures replace its previous ones (no sum over every space at each page)."""
+
+    _FIELDS = ("pages_done", "pages_planned", "tasks_written", "expected", "retries")
 
     def __init__(self, total: int, callback: SpacesProgressCallback | None) -> None:
         self.total = total
         self.done = 0
         self.failed = 0
-        self.latest: dict[str, ExportProgress] = {}
+        self._latest: dict[str, ExportProgress] = {}
+        self._sums = dict.fromkeys(self._FIELDS, 0)
+        self._bytes = 0
         self._callback = callback
         self._started = time.monotonic()
+
+    def update(self, space_token: str, snap: ExportProgress) -> None:
+        before = self._latest.get(space_token)
+        for name in self._FIELDS:
+            self._sums[name] += getattr(snap, name) - (getattr(before, name) if before else 0)
+        self._bytes += snap.bytes_written - (before.bytes_written if before else 0)
+        self._latest[space_token] = snap
 
     async def report(self, space_token: str) -> None:
         if self._callback is None:
             return
-        snaps = self.latest.values()
-        result = self._callback(
+        await notify(
+            self._callback,
             SpacesProgress(
                 spaces_done=self.done,
                 spaces_total=self.total,
                 spaces_failed=self.failed,
                 space_token=space_token,
-                pages_done=sum(s.pages_done for s in snaps),
-                pages_planned=sum(s.pages_planned for s in snaps),
-                tasks_written=sum(s.tasks_written for s in snaps),
-                expected=sum(s.expected for s in snaps),
-                retries=sum(s.retries for s in snaps),
                 elapsed=time.monotonic() - self._started,
-                bytes_written=sum(s.bytes_written for s in snaps),
-            )
+                bytes_written=self._bytes,
+                **self._sums,
+            ),
         )
-        if inspect.isawaitable(result):
-            await result
 
 
 async def export_each(
@@ -232,7 +237,7 @@ async def export_each(
                 made_dir = True
 
             async def on_page(snap: ExportProgress) -> None:
-                tally.latest[token] = snap
+                tally.update(token, snap)
                 await tally.report(token)
 
             stats = await export_one(token, path, on_page, left)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ._checkpoint import Identity
-from ._decode import RawTasks, TaskKey
+from ._decode import Key, RawTasks, TaskKey
 from ._errors import SyncError
 from ._export import Destination, ExportJob, ExportStats, Format, ProgressCallback
 from ._page import Page, PullStats, ceil_div
@@ -96,15 +96,24 @@ async def _stored_pages(
         stats.expected = stats.last_count = total
         stats.planned_pages = max(1, ceil_div(total, _BATCH))
         batches = opened.batches(space, _BATCH)
-        number = 0
-        while (batch := await call(next, batches, None)) is not None:
-            number += 1
-            keys = [row[0] for row in batch]
+
+        def next_batch() -> tuple[list[Key], RawTasks] | None:
+            """The next rows as a page's keys and raw tasks (made here, off the loop)."""
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            keys: list[Key] = [row[0] for row in batch]
             raws = [msgspec.Raw(row[3].encode()) for row in batch]
             views = [TaskKey(task_id=row[0], status=row[1], created=row[2]) for row in batch]
+            return keys, RawTasks(raws, False, views)
+
+        number = 0
+        while (page := await call(next_batch)) is not None:
+            number += 1
+            keys, tasks = page
             stats.pages += 1
-            stats.tasks += len(batch)
-            yield Page(number, total, keys, RawTasks(raws, False, views))
+            stats.tasks += len(keys)
+            yield Page(number, total, keys, tasks)
     except sqlite3.Error as exc:
         raise SyncError(f"cannot read the store {db}: {exc}") from None
     finally:

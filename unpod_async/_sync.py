@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import logging
 import math
 import os
@@ -44,7 +43,7 @@ from ._checkpoint import Identity
 from ._dates import epoch_of
 from ._decode import Key, RawTasks
 from ._errors import ResponseDecodeError, SyncError
-from ._export import MAX_PENDING, ExportProgress, ProgressCallback, quiet
+from ._export import MAX_PENDING, ExportProgress, ProgressCallback, notify, quiet
 from ._page import Horizon, Page, PullStats
 from ._store import Row, Store, SyncPlan, close_opened
 from ._writers import task_lines
@@ -405,7 +404,8 @@ class SyncJob:
         else:
             planned = horizon.planned
             expected = min(stats.last_count or 0, planned * self.page_size)
-        outcome = self._progress(
+        await notify(
+            self._progress,
             ExportProgress(
                 pages_done=done,
                 pages_planned=max(planned, done),
@@ -413,7 +413,5 @@ class SyncJob:
                 expected=expected,
                 retries=stats.retries,
                 elapsed=time.monotonic() - self._started,
-            )
+            ),
         )
-        if inspect.isawaitable(outcome):
-            await outcome
